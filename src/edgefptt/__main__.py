@@ -1,0 +1,5 @@
+"""`python -m edgefptt` runs the command line."""
+
+from edgefptt.cli import main
+
+main()

@@ -1,0 +1,174 @@
+"""Commands for host training: `train` and `demo`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from edgefptt.cli.common import emit_json, human_bytes, stderr, stdout
+from edgefptt.cli.progress import RichTrainProgress
+from edgefptt.train.compare import compare, side_by_side
+from edgefptt.train.config import TrainConfig, make_config
+from edgefptt.train.loop import TrainResult, fit
+
+
+def _default(name: str) -> str:
+    return f"[default: {TrainConfig.model_fields[name].default}]"
+
+
+def _epoch_table(result: TrainResult) -> Table:
+    table = Table(title=f"{result.config['algorithm']} on {result.dataset}")
+    for column in ("epoch", "train loss", "train acc", "test loss", "test acc", "s/epoch", "act"):
+        table.add_column(column, justify="right")
+    for r in result.history:
+        table.add_row(
+            str(r["epoch"]),
+            f"{r['train_loss']:.4f}",
+            f"{100 * r['train_accuracy']:.1f}%",
+            f"{r['test_loss']:.4f}",
+            f"{100 * r['test_accuracy']:.1f}%",
+            f"{r['wall_s']:.2f}",
+            human_bytes(r["peak_activation_bytes"]),
+        )
+    return table
+
+
+def train(
+    dataset: str = typer.Option(None, help=f"digits, smnist or adding {_default('dataset')}"),
+    algorithm: str = typer.Option(None, help=f"bptt, tbptt or fptt {_default('algorithm')}"),
+    partitions: int = typer.Option(
+        None, "--partitions", "-K", help=f"K, partitions per sequence {_default('partitions')}"
+    ),
+    epochs: int = typer.Option(None, help=_default("epochs")),
+    batch_size: int = typer.Option(None, help=_default("batch_size")),
+    hidden: int = typer.Option(None, help=f"hidden units per layer {_default('hidden')}"),
+    layers: int = typer.Option(None, help=_default("layers")),
+    cell: str = typer.Option(None, help=f"lstm or gru {_default('cell')}"),
+    readout: str = typer.Option(None, help=f"last or mean {_default('readout')}"),
+    optimizer: str = typer.Option(None, help=f"sgd or adam {_default('optimizer')}"),
+    lr: float = typer.Option(None, help=f"learning rate {_default('lr')}"),
+    momentum: float = typer.Option(None, help=f"SGD momentum {_default('momentum')}"),
+    weight_decay: float = typer.Option(None, help=_default("weight_decay")),
+    schedule: str = typer.Option(None, help=f"constant, cosine or step {_default('schedule')}"),
+    clip: float = typer.Option(None, help=f"gradient-norm clip, 0 for none {_default('clip')}"),
+    alpha: float = typer.Option(None, help=f"FPTT alpha {_default('alpha')}"),
+    beta: float = typer.Option(None, help=f"FPTT beta {_default('beta')}"),
+    linear_coef: float = typer.Option(None, help=f"FPTT c {_default('linear_coef')}"),
+    loss_weighting: str = typer.Option(None, help=f"ramp or last {_default('loss_weighting')}"),
+    reset_lambda: bool = typer.Option(
+        None, "--reset-lambda/--keep-lambda", help="zero FPTT's lambda after each epoch"
+    ),
+    data_dir: Path = typer.Option(None, help="directory with the dataset's files (smnist)"),
+    order: str = typer.Option(None, help=f"pixel or row order {_default('order')}"),
+    permute: bool = typer.Option(None, "--permute/--no-permute", help="fixed pixel permutation"),
+    seq_len: int = typer.Option(None, help=f"adding problem length {_default('seq_len')}"),
+    limit: int = typer.Option(None, help="use only the first N samples of each split"),
+    seed: int = typer.Option(None, help=_default("seed")),
+    out: Path = typer.Option(
+        None, help="output directory [default: runs/<dataset>-<algorithm>-K<partitions>]"
+    ),
+    resume: bool = typer.Option(False, "--resume", help="continue from OUT/checkpoint.pt"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON document on stdout"),
+) -> None:
+    """Train a recurrent classifier with BPTT, truncated BPTT or FPTT."""
+    given: dict[str, Any] = {k: v for k, v in locals().items() if v is not None}
+    for key in ("out", "resume", "as_json"):
+        given.pop(key, None)
+    if "data_dir" in given:
+        given["data_dir"] = str(given["data_dir"])
+    if given.get("clip") == 0:
+        given["clip"] = None
+    config = make_config(**given)
+    if out is None:
+        out = Path("runs") / f"{config.dataset}-{config.algorithm}-K{config.effective_partitions}"
+    with RichTrainProgress(config.algorithm, config.epochs) as progress:
+        result = fit(config, out_dir=out, resume=resume, callbacks=progress)
+    if as_json:
+        emit_json(result.summary())
+        return
+    stdout.print(_epoch_table(result))
+    state = result.param_state
+    stdout.print(
+        f"final test accuracy {100 * result.final_test_accuracy:.2f}%  "
+        f"peak activation memory {human_bytes(result.peak_activation_bytes)}  "
+        f"parameter state {human_bytes(state['total_bytes'])} "
+        f"(weights {human_bytes(state['weights_bytes'])}, grads "
+        f"{human_bytes(state['gradients_bytes'])}, optimizer "
+        f"{human_bytes(state['optimizer_bytes'])}, FPTT {human_bytes(state['fptt_bytes'])})",
+        highlight=False,
+    )
+    stdout.print(f"checkpoint {result.checkpoint}, log {out / 'metrics.jsonl'}", highlight=False)
+
+
+def demo(
+    partitions: int = typer.Option(8, "--partitions", "-K", help="K for FPTT"),
+    epochs: int = typer.Option(30, help="epochs for each algorithm"),
+    seed: int = typer.Option(0, help="random seed"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON document on stdout"),
+) -> None:
+    """Train one LSTM on the bundled digits with BPTT and with FPTT, and compare the costs."""
+    base = make_config(dataset="digits", epochs=epochs, seed=seed, partitions=partitions)
+    variants = {"bptt": {"algorithm": "bptt"}, "fptt": {"algorithm": "fptt"}}
+    progress: list[RichTrainProgress] = []
+
+    def callbacks(name: str) -> RichTrainProgress:
+        bar = RichTrainProgress(name, epochs).__enter__()
+        progress.append(bar)
+        return bar
+
+    try:
+        results = compare(base, variants, callbacks=callbacks)
+    finally:
+        for bar in progress:
+            bar.__exit__(None, None, None)
+    comparison = side_by_side(results["bptt"], results["fptt"])
+    if as_json:
+        emit_json(
+            {
+                "dataset": results["fptt"].dataset,
+                "partitions": partitions,
+                "epochs": epochs,
+                "bptt": results["bptt"].summary(),
+                "fptt": results["fptt"].summary(),
+                "comparison": comparison,
+            }
+        )
+        return
+    base_m, cand_m, ratio = comparison["baseline"], comparison["candidate"], comparison["ratio"]
+    table = Table(title=f"BPTT vs FPTT (K = {partitions}), LSTM {base.hidden} on pixel digits")
+    for column in ("", "BPTT", f"FPTT K={partitions}", "FPTT / BPTT"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        "test accuracy",
+        f"{100 * base_m['test_accuracy']:.2f}%",
+        f"{100 * cand_m['test_accuracy']:.2f}%",
+        f"{ratio['test_accuracy_points']:+.2f} points",
+    )
+    for key, label in (
+        ("peak_activation_bytes", "peak activation memory"),
+        ("param_state_bytes", "parameter-state memory"),
+    ):
+        table.add_row(
+            label, human_bytes(base_m[key]), human_bytes(cand_m[key]), f"{ratio[key]:.3f}x"
+        )
+    table.add_row(
+        "wall time per epoch",
+        f"{base_m['epoch_wall_s']:.2f} s",
+        f"{cand_m['epoch_wall_s']:.2f} s",
+        f"{ratio['epoch_wall_s']:.2f}x",
+    )
+    stdout.print(table)
+    stderr.print(
+        "activation memory: bytes autograd saves for backward, peak over partitions; "
+        "parameter state: weights, gradients, optimizer and FPTT state.",
+        style="dim",
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the application."""
+    app.command()(demo)
+    app.command()(train)

@@ -1,0 +1,37 @@
+"""Datasets, loaded from local files or generated; nothing is downloaded at run time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgefptt.data import adding, digits, smnist
+from edgefptt.data.base import SequenceData
+from edgefptt.errors import ConfigError
+
+DATASETS = ("digits", "smnist", "adding")
+
+
+def load_dataset(
+    name: str,
+    data_dir: str | Path | None = None,
+    order: str = "pixel",
+    permute: bool = False,
+    seq_len: int = 100,
+    limit: int | None = None,
+    seed: int = 0,
+) -> SequenceData:
+    """Load a dataset by name; options that do not apply to it are ignored."""
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit must be at least 1 (got {limit})")
+    if order not in ("pixel", "row"):
+        raise ConfigError(f"unknown order {order!r}; choose 'pixel' or 'row'")
+    if name == "digits":
+        return digits.load(order=order)
+    if name == "smnist":
+        return smnist.load(data_dir, order=order, permute=permute, limit=limit)
+    if name == "adding":
+        return adding.load(seq_len=seq_len, seed=seed)
+    raise ConfigError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+
+
+__all__ = ["DATASETS", "SequenceData", "load_dataset"]

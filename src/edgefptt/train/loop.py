@@ -1,0 +1,446 @@
+"""The training loop: BPTT, truncated BPTT and FPTT over the same model and data.
+
+- ``bptt``: the whole sequence, one loss at its last step, one optimizer step per batch.
+- ``tbptt``: K chunks; at each chunk's end a loss at that step, a backward pass and an optimizer
+  step; the state is carried across chunks detached. No regularizer.
+- ``fptt``: like ``tbptt`` plus the FPTT regularizer and state update, a loss weight of
+  (p+1)/K for partition p (``ramp``) or 1 (``last``), and evaluation with W_bar.
+
+Checkpoints (``checkpoint.pt``) and the metrics log (``metrics.jsonl``) are written atomically
+after every epoch. Ctrl-C is taken at the next batch boundary: the state there is written as a
+checkpoint that ``resume=True`` continues from exactly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from edgefptt.data import SequenceData, load_dataset
+from edgefptt.errors import CheckpointError, ConfigError, NonFiniteLossError, TrainingInterrupted
+from edgefptt.models import SequenceClassifier
+from edgefptt.train.checkpoint import load_checkpoint, save_checkpoint, write_jsonl
+from edgefptt.train.config import TrainConfig
+from edgefptt.train.fptt import FPTT
+from edgefptt.train.memory import SavedTensorMeter, parameter_state_bytes
+from edgefptt.train.partition import detach_state, partition_bounds
+
+CHECKPOINT_NAME = "checkpoint.pt"
+METRICS_NAME = "metrics.jsonl"
+# A regression prediction counts as correct within this distance of the target (adding task).
+REGRESSION_TOLERANCE = 0.04
+# Settings that may differ between a run and its resumption. The number of epochs may change
+# only under a constant learning rate: the other schedules are laid out over the whole run.
+RESUMABLE_CHANGES = {"data_dir", "eval_batch_size"}
+
+
+class TrainCallbacks:
+    """Hooks for progress reporting; the library itself never prints."""
+
+    def on_epoch_start(self, epoch: int, num_batches: int, first_batch: int) -> None:
+        """Called before the first batch of an epoch (1-based ``epoch``)."""
+
+    def on_batch_end(self, epoch: int, batch: int, loss: float) -> None:
+        """Called after each batch (0-based ``batch``)."""
+
+    def on_epoch_end(self, record: dict[str, Any]) -> None:
+        """Called with the epoch's metrics once it is evaluated."""
+
+
+@dataclass
+class TrainResult:
+    """What a finished run returns."""
+
+    config: dict[str, Any]
+    dataset: str
+    history: list[dict[str, Any]]
+    param_state: dict[str, int]
+    checkpoint: str | None
+    model: nn.Module = field(repr=False)
+
+    @property
+    def final_test_accuracy(self) -> float:
+        return self.history[-1]["test_accuracy"]
+
+    @property
+    def peak_activation_bytes(self) -> int:
+        return max(r["peak_activation_bytes"] for r in self.history)
+
+    @property
+    def param_state_bytes(self) -> int:
+        return self.param_state["total_bytes"]
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON document of ``edgefptt train --json``."""
+        return {
+            "dataset": self.dataset,
+            "algorithm": self.config["algorithm"],
+            "partitions": 1 if self.config["algorithm"] == "bptt" else self.config["partitions"],
+            "final_test_accuracy": self.final_test_accuracy,
+            "final_test_loss": self.history[-1]["test_loss"],
+            "peak_activation_bytes": self.peak_activation_bytes,
+            "param_state_bytes": self.param_state_bytes,
+            "param_state": self.param_state,
+            "mean_epoch_wall_s": sum(r["wall_s"] for r in self.history) / len(self.history),
+            "epochs": self.history,
+            "checkpoint": self.checkpoint,
+            "config": self.config,
+        }
+
+
+# ---------------------------------------------------------------------------- building blocks
+def build_model(config: TrainConfig, data: SequenceData) -> SequenceClassifier:
+    torch.manual_seed(config.seed)
+    return SequenceClassifier(
+        data.input_size,
+        config.hidden,
+        data.num_outputs,
+        num_layers=config.layers,
+        cell=config.cell,
+        readout=config.readout,
+    )
+
+
+def build_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            model.parameters(),
+            lr=config.lr,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+        )
+    return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+
+def build_scheduler(
+    config: TrainConfig, optimizer: torch.optim.Optimizer
+) -> torch.optim.lr_scheduler.LRScheduler:
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    if config.schedule == "step":
+        # The reference code divides by 10 at 50 %, 75 % and 90 % of training.
+        milestones = sorted({max(1, round(config.epochs * f)) for f in (0.5, 0.75, 0.9)})
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma=0.1)
+    return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+
+
+def task_loss(data: SequenceData, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    if data.task == "regression":
+        return nn.functional.mse_loss(outputs.squeeze(-1), targets)
+    return nn.functional.cross_entropy(outputs, targets)
+
+
+def count_correct(data: SequenceData, outputs: torch.Tensor, targets: torch.Tensor) -> int:
+    if data.task == "regression":
+        return int(((outputs.squeeze(-1) - targets).abs() < REGRESSION_TOLERANCE).sum())
+    return int((outputs.argmax(dim=-1) == targets).sum())
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, data: SequenceData, batch_size: int = 512, split: str = "test"
+) -> tuple[float, float]:
+    """Mean loss and accuracy of ``model`` on a split, over whole sequences."""
+    x_all, y_all = (data.test_x, data.test_y) if split == "test" else (data.train_x, data.train_y)
+    was_training = model.training
+    model.eval()
+    total_loss, correct = 0.0, 0
+    for start in range(0, len(x_all), batch_size):
+        x, y = x_all[start : start + batch_size], y_all[start : start + batch_size]
+        outputs, _ = model(x)
+        total_loss += float(task_loss(data, outputs, y)) * len(x)
+        correct += count_correct(data, outputs, y)
+    model.train(was_training)
+    return total_loss / len(x_all), correct / len(x_all)
+
+
+class _InterruptFlag:
+    """Turns the first Ctrl-C into a flag read at batch boundaries; a second one aborts."""
+
+    def __init__(self) -> None:
+        self.raised = False
+        self._previous: Any = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.raised = True
+        signal.signal(signal.SIGINT, self._previous)
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[_InterruptFlag]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        self._previous = signal.getsignal(signal.SIGINT)
+        signal.signal(signal.SIGINT, self._handle)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+# ---------------------------------------------------------------------------- the trainer
+class Trainer:
+    """Holds the model, optimizer, FPTT state and progress of one run."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        data: SequenceData,
+        out_dir: Path | None = None,
+        callbacks: TrainCallbacks | None = None,
+    ) -> None:
+        partition_bounds(data.seq_len, config.effective_partitions)  # validates K against T
+        self.config = config
+        self.data = data
+        self.out_dir = out_dir
+        self.callbacks = callbacks or TrainCallbacks()
+        self.model = build_model(config, data)
+        self.optimizer = build_optimizer(config, self.model)
+        self.scheduler = build_scheduler(config, self.optimizer)
+        self.fptt = (
+            FPTT(
+                self.model.parameters(),
+                alpha=config.alpha,
+                beta=config.beta,
+                linear_coef=config.linear_coef,
+            )
+            if config.algorithm == "fptt"
+            else None
+        )
+        self.bounds = partition_bounds(data.seq_len, config.effective_partitions)
+        self.meter = SavedTensorMeter(exclude=self.model.parameters())
+        # progress: the epoch under way (0-based), the next batch in it, its running sums
+        self.epoch = 0
+        self.next_batch = 0
+        self.partial: dict[str, float] = {}
+        self.history: list[dict[str, Any]] = []
+
+    # ------------------------------------------------------------------ checkpoints
+    @property
+    def checkpoint_path(self) -> Path | None:
+        return None if self.out_dir is None else self.out_dir / CHECKPOINT_NAME
+
+    def save(self) -> None:
+        if self.checkpoint_path is None:
+            return
+        save_checkpoint(
+            self.checkpoint_path,
+            {
+                "config": self.config.model_dump(),
+                "data": {
+                    "name": self.data.name,
+                    "seq_len": self.data.seq_len,
+                    "input_size": self.data.input_size,
+                    "num_outputs": self.data.num_outputs,
+                    "task": self.data.task,
+                },
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "fptt": None if self.fptt is None else self.fptt.state_dict(),
+                "epoch": self.epoch,
+                "next_batch": self.next_batch,
+                "partial": dict(self.partial),
+                "history": list(self.history),
+            },
+        )
+
+    def restore(self) -> None:
+        """Continue from ``out_dir/checkpoint.pt``; settings must match except RESUMABLE_CHANGES."""
+        if self.checkpoint_path is None:
+            raise ConfigError("resuming needs an output directory (--out)")
+        saved = load_checkpoint(self.checkpoint_path)
+        mine = self.config.model_dump()
+        may_change = RESUMABLE_CHANGES | ({"epochs"} if mine["schedule"] == "constant" else set())
+        differing = sorted(
+            key
+            for key in set(mine) | set(saved["config"])
+            if key not in may_change and mine.get(key) != saved["config"].get(key)
+        )
+        if differing:
+            shown = ", ".join(
+                f"--{k.replace('_', '-')}={saved['config'].get(k)!r}" for k in differing
+            )
+            raise CheckpointError(
+                f"{self.checkpoint_path} was trained with other settings; resume with {shown}"
+            )
+        try:
+            self.model.load_state_dict(saved["model"])
+            self.optimizer.load_state_dict(saved["optimizer"])
+            self.scheduler.load_state_dict(saved["scheduler"])
+            if self.fptt is not None:
+                self.fptt.load_state_dict(saved["fptt"])
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise CheckpointError(
+                f"{self.checkpoint_path} does not fit this model: {exc}"
+            ) from None
+        self.epoch = int(saved["epoch"])
+        self.next_batch = int(saved["next_batch"])
+        self.partial = {k: float(v) for k, v in saved["partial"].items()}
+        self.history = list(saved["history"])
+
+    # ------------------------------------------------------------------ one batch
+    def train_batch(
+        self, x: torch.Tensor, y: torch.Tensor, measure: bool
+    ) -> tuple[float, int, int]:
+        """Train on one batch; returns (final-step loss, correct predictions, peak saved bytes)."""
+        config, fptt = self.config, self.fptt
+        num_parts = len(self.bounds)
+        state = None
+        peak = 0
+        loss_value, correct = math.nan, 0
+        for p, (start, stop) in enumerate(self.bounds):
+            self.optimizer.zero_grad(set_to_none=True)
+            with self.meter.measure() if measure else contextlib.nullcontext():
+                outputs, state = self.model(x[:, start:stop], state)
+                loss = task_loss(self.data, outputs, y)
+            if measure:
+                peak = max(peak, self.meter.saved_bytes)
+            loss_value = float(loss.detach())
+            if not math.isfinite(loss_value):
+                where = f"epoch {self.epoch + 1}, batch {self.next_batch + 1}, partition {p + 1}"
+                kept = (
+                    f"; last good checkpoint: {self.checkpoint_path}"
+                    if self.checkpoint_path is not None and self.checkpoint_path.exists()
+                    else ""
+                )
+                raise NonFiniteLossError(
+                    f"loss became {loss_value} at {where}; lower --lr or set --clip{kept}",
+                    checkpoint=str(self.checkpoint_path) if kept else None,
+                )
+            weight = (p + 1) / num_parts if fptt and config.loss_weighting == "ramp" else 1.0
+            (loss * weight if weight != 1.0 else loss).backward()
+            if fptt is not None:
+                fptt.add_penalty_grad_()
+            if config.clip is not None:
+                nn.utils.clip_grad_norm_(self.model.parameters(), config.clip)
+            self.optimizer.step()
+            if fptt is not None:
+                fptt.step()
+            state = detach_state(state)
+            if p == num_parts - 1:
+                correct = count_correct(self.data, outputs.detach(), y)
+        return loss_value, correct, peak
+
+    # ------------------------------------------------------------------ epochs
+    def _epoch_order(self, epoch: int) -> torch.Tensor:
+        # One generator per epoch, seeded from the run's seed: resuming needs no RNG state.
+        generator = torch.Generator().manual_seed(self.config.seed * 100_003 + epoch)
+        return torch.randperm(len(self.data.train_x), generator=generator)
+
+    def run(self) -> TrainResult:
+        config, data = self.config, self.data
+        num_batches = math.ceil(len(data.train_x) / config.batch_size)
+        with _InterruptFlag().installed() as interrupt:
+            while self.epoch < config.epochs:
+                order = self._epoch_order(self.epoch)
+                self.callbacks.on_epoch_start(self.epoch + 1, num_batches, self.next_batch)
+                measured = False
+                while self.next_batch < num_batches:
+                    if interrupt.raised:
+                        self.save()
+                        where = f"epoch {self.epoch + 1}, batch {self.next_batch + 1}"
+                        saved = self.checkpoint_path
+                        raise TrainingInterrupted(
+                            f"interrupted at {where}; "
+                            + (
+                                f"checkpoint written to {saved}, continue with --resume"
+                                if saved is not None
+                                else "no output directory, nothing saved"
+                            ),
+                            checkpoint=None if saved is None else str(saved),
+                        )
+                    started = time.perf_counter()
+                    index = order[self.next_batch * config.batch_size :][: config.batch_size]
+                    loss, correct, peak = self.train_batch(
+                        data.train_x[index], data.train_y[index], measure=not measured
+                    )
+                    if not measured:
+                        self.partial["peak_activation_bytes"] = max(
+                            self.partial.get("peak_activation_bytes", 0.0), float(peak)
+                        )
+                        measured = True
+                    p = self.partial
+                    p["loss_sum"] = p.get("loss_sum", 0.0) + loss * len(index)
+                    p["correct"] = p.get("correct", 0.0) + correct
+                    p["seen"] = p.get("seen", 0.0) + len(index)
+                    p["wall_s"] = p.get("wall_s", 0.0) + time.perf_counter() - started
+                    self.next_batch += 1
+                    self.callbacks.on_batch_end(self.epoch + 1, self.next_batch - 1, loss)
+                self._finish_epoch()
+        return self.result()
+
+    def _finish_epoch(self) -> None:
+        started = time.perf_counter()
+        lr = self.optimizer.param_groups[0]["lr"]
+        averaged = self.fptt.average() if self.fptt is not None else contextlib.nullcontext()
+        with averaged:
+            test_loss, test_accuracy = evaluate(self.model, self.data, self.config.eval_batch_size)
+        if self.fptt is not None and self.config.reset_lambda:
+            self.fptt.reset_lambda_()
+        self.scheduler.step()
+        p = self.partial
+        record = {
+            "epoch": self.epoch + 1,
+            "train_loss": p["loss_sum"] / p["seen"],
+            "train_accuracy": p["correct"] / p["seen"],
+            "test_loss": test_loss,
+            "test_accuracy": test_accuracy,
+            "lr": lr,
+            "wall_s": p["wall_s"],
+            "eval_s": time.perf_counter() - started,
+            "peak_activation_bytes": int(p.get("peak_activation_bytes", 0)),
+        }
+        self.history.append(record)
+        self.epoch += 1
+        self.next_batch = 0
+        self.partial = {}
+        if self.out_dir is not None:
+            self.save()
+            write_jsonl(self.out_dir / METRICS_NAME, self.history)
+        self.callbacks.on_epoch_end(record)
+
+    def result(self) -> TrainResult:
+        fptt_bytes = self.fptt.state_bytes() if self.fptt is not None else 0
+        return TrainResult(
+            config=self.config.model_dump(),
+            dataset=self.data.name,
+            history=list(self.history),
+            param_state=parameter_state_bytes(self.model, self.optimizer, fptt_bytes),
+            checkpoint=None if self.checkpoint_path is None else str(self.checkpoint_path),
+            model=self.model,
+        )
+
+
+def fit(
+    config: TrainConfig,
+    data: SequenceData | None = None,
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+    callbacks: TrainCallbacks | None = None,
+) -> TrainResult:
+    """Train as ``config`` says; with ``out_dir``, checkpoint every epoch (and resume from it)."""
+    if data is None:
+        data = load_dataset(
+            config.dataset,
+            data_dir=config.data_dir,
+            order=config.order,
+            permute=config.permute,
+            seq_len=config.seq_len,
+            limit=config.limit,
+            seed=config.seed,
+        )
+    trainer = Trainer(config, data, None if out_dir is None else Path(out_dir), callbacks)
+    if resume:
+        trainer.restore()
+    return trainer.run()
