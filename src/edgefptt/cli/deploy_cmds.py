@@ -1,9 +1,93 @@
-"""Commands: export-c (issue 5)."""
+"""Commands: export-c (issue 5), the generated C training routine."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+from rich.table import Table
+
+from edgefptt.cli.common import emit_json, human_bytes, stderr, stdout
+from edgefptt.config import make_specs
+
+
+def export_c(
+    out: Path = typer.Option(..., "-o", "--out", help="Directory to write (created)."),
+    preset: str | None = typer.Option(None, "--preset", help="Start from a preset (paper-smnist)."),
+    input_size: int | None = typer.Option(None, "--input", help="Input features per step, I."),
+    hidden: int | None = typer.Option(None, "--hidden", help="LSTM units, H."),
+    classes: int | None = typer.Option(None, "--classes", help="Readout classes, C."),
+    batch: int | None = typer.Option(None, "--batch", help="Batch size, B."),
+    seq_len: int | None = typer.Option(None, "--seq-len", help="Sequence length, T."),
+    partitions: int | None = typer.Option(None, "--partitions", help="FPTT partitions, K."),
+    dtype: str | None = typer.Option(None, "--dtype", help="fp32 or bf16 (default fp32)."),
+    schedule: str = typer.Option("exact", "--schedule", help="Workload schedule (exact)."),
+    plan: str = typer.Option("lifetime", "--plan", help="Arena layout: lifetime or recompute."),
+    rounding: str = typer.Option(
+        "rne", "--rounding", help="bf16 rounding on the core: rne (nearest even) or away."
+    ),
+    cores: int = typer.Option(1, "--cores", help="Default number of threads (harts)."),
+    weights: Path | None = typer.Option(
+        None, "--weights", help="A trained edgefptt checkpoint (one LSTM layer, last readout)."
+    ),
+    data: Path | None = typer.Option(
+        None, "--data", help="An .npz with x (N, T, I) float and y (N,) int; first B used."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the initial weights and synthetic batch."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    """Generate a C99 training routine (one static arena, no malloc) with golden.json."""
+    from edgefptt.codegen import export_c as generate
+    from edgefptt.codegen.export import checkpoint_sizes
+
+    explicit = {"input_size": input_size, "hidden_size": hidden, "num_classes": classes}
+    sizes, params = checkpoint_sizes(weights, explicit)
+    net, run = make_specs(
+        preset,
+        **sizes,
+        batch_size=batch,
+        seq_len=seq_len,
+        partitions=partitions,
+        dtype=dtype,
+        schedule=schedule,
+    )
+    # A spinner on stderr (nothing when it is not a terminal): the golden run takes seconds.
+    with stderr.status(f"generating C and golden numbers for K={run.partitions} ..."):
+        result = generate(
+            net,
+            run,
+            out,
+            plan=plan,
+            rounding=rounding,  # type: ignore[arg-type]
+            cores=cores,
+            params=params,
+            params_source=f"checkpoint {weights}" if weights else "",
+            data=data,
+            seed=seed,
+        )
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    table = Table(title=f"export-c: {out}")
+    table.add_column("item")
+    table.add_column("value", justify="right")
+    table.add_row("network", f"I={net.input_size} H={net.hidden_size} C={net.num_classes}")
+    table.add_row(
+        "run", f"B={run.batch_size} T={run.seq_len} K={run.partitions} {run.dtype} {run.schedule}"
+    )
+    table.add_row("arena", f"{result.arena_bytes:,} B ({human_bytes(result.arena_bytes)})")
+    table.add_row("plan", plan)
+    table.add_row("kernels in the pass", f"{result.kernel_count:,}")
+    table.add_row("C statements (train)", f"{result.train_statements:,}")
+    table.add_row("parameters", result.params_source)
+    table.add_row("samples", result.samples_source)
+    losses = result.golden_losses
+    shown = ", ".join(f"{v:.5f}" for v in losses[:4]) + (" ..." if len(losses) > 4 else "")
+    table.add_row("golden losses", shown)
+    stdout.print(table)
+    stdout.print(f"build: make -C {out} host && {out}/train_host", highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the application."""
+    app.command("export-c")(export_c)

@@ -1,0 +1,37 @@
+"""C code generation: the workload's kernel list as a dependency-free C99 training routine.
+
+``export_c`` writes a directory (sources, Makefile, golden.json); ``build`` compiles it for the
+host or RISC-V and runs it (natively or under qemu-riscv64).
+"""
+
+from edgefptt.codegen.build import (
+    BuildError,
+    RunOutput,
+    arena_symbols,
+    count_instructions,
+    make,
+    run_binary,
+    tool_missing,
+)
+from edgefptt.codegen.export import EXPORT_PLANS, Export, export_c, export_workload
+from edgefptt.codegen.inputs import checkpoint_params, load_batch, seeded_params, synthetic_batch
+from edgefptt.codegen.program import lower
+
+__all__ = [
+    "EXPORT_PLANS",
+    "BuildError",
+    "Export",
+    "RunOutput",
+    "arena_symbols",
+    "checkpoint_params",
+    "count_instructions",
+    "export_c",
+    "export_workload",
+    "load_batch",
+    "lower",
+    "make",
+    "run_binary",
+    "seeded_params",
+    "synthetic_batch",
+    "tool_missing",
+]

@@ -1,0 +1,198 @@
+"""Build and run an export: make host | riscv | sanitize, native or under qemu-riscv64.
+
+These helpers run external tools (make, a C compiler, qemu); a failing tool raises BuildError
+with the tool's last lines of output.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from edgefptt.errors import EdgeFPTTError
+
+TARGETS = {"host": "train_host", "riscv": "train_riscv", "sanitize": "train_sanitize"}
+# The Debian packages that provide each tool (what .ci/run installs).
+TOOLS = {
+    "host": {"make": "make", "cc": "gcc"},
+    "sanitize": {"make": "make", "cc": "gcc"},
+    "riscv": {"make": "make", "riscv64-linux-gnu-gcc": "gcc-riscv64-linux-gnu",
+              "qemu-riscv64": "qemu-user"},
+}  # fmt: skip
+
+
+class BuildError(EdgeFPTTError):
+    """A build or a run of generated code failed (the message ends with the tool's output)."""
+
+
+@dataclass
+class RunOutput:
+    """What a generated binary printed (and dumped)."""
+
+    losses: list[float]
+    groups: dict[str, int]
+    pass_s: float | None = None
+    params: dict[str, np.ndarray] = field(default_factory=dict)
+    logits: np.ndarray | None = None
+    stdout: str = ""
+
+
+def tool_missing(target: str) -> str | None:
+    """Why ``target`` cannot be built and run here, or None if it can."""
+    missing = [f"{tool} (apt package {pkg})" for tool, pkg in TOOLS[target].items()
+               if shutil.which(tool) is None]  # fmt: skip
+    return f"missing {', '.join(missing)}" if missing else None
+
+
+def _tail(text: str, lines: int = 20) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def make(
+    out_dir: Path, target: str = "host", cflags: str | None = None, binary: str | None = None
+) -> Path:
+    """Run ``make <target>`` in an export directory; returns the binary's path."""
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}")
+    args = ["make", "-s", "-C", str(out_dir), target]
+    if cflags is not None:
+        args.append(f"CFLAGS={cflags}")
+    name = TARGETS[target]
+    if binary is not None and target == "host":
+        args.append(f"HOST_BIN={binary}")
+        name = binary
+    done = subprocess.run(args, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise BuildError(f"make {target} failed in {out_dir}:\n{_tail(done.stdout + done.stderr)}")
+    if done.stderr.strip():  # -Werror makes warnings errors; anything else is worth seeing
+        raise BuildError(f"make {target} printed diagnostics:\n{_tail(done.stderr)}")
+    return Path(out_dir) / name
+
+
+def parse_output(text: str) -> RunOutput:
+    """The `loss`, `group` and `pass_s` lines of a run."""
+    losses: dict[int, float] = {}
+    groups: dict[str, int] = {}
+    pass_s = None
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == "loss":
+            losses[int(parts[1])] = float(parts[2])
+        elif len(parts) == 3 and parts[0] == "group":
+            groups[parts[1]] = int(parts[2])
+        elif len(parts) == 2 and parts[0] == "pass_s":
+            pass_s = float(parts[1])
+    ordered = [losses[p] for p in sorted(losses)]
+    return RunOutput(ordered, groups, pass_s, stdout=text)
+
+
+def read_dump(path: Path, shapes: dict[str, tuple[int, ...]], logits_shape: tuple[int, int]):
+    """Parameters and logits from a --dump file (float32, W, b, W_y, b_y, logits)."""
+    data = np.fromfile(path, dtype="<f4")
+    params = {}
+    at = 0
+    for name, shape in shapes.items():
+        n = int(np.prod(shape))
+        params[name] = data[at : at + n].reshape(shape)
+        at += n
+    logits = data[at : at + logits_shape[0] * logits_shape[1]].reshape(logits_shape)
+    return params, logits
+
+
+def run_binary(
+    binary: Path,
+    *,
+    threads: int = 1,
+    qemu: bool = False,
+    dump_shapes: tuple[dict[str, tuple[int, ...]], tuple[int, int]] | None = None,
+    time_passes: int = 0,
+    timeout_s: float = 600,
+    env: dict[str, str] | None = None,
+) -> RunOutput:
+    """Run a generated binary (under qemu-riscv64 if ``qemu``) and parse what it printed."""
+    args = [str(binary), "-t", str(threads)]
+    if qemu:
+        args = ["qemu-riscv64", *args]
+    with tempfile.TemporaryDirectory() as tmp:
+        dump = Path(tmp) / "dump.bin"
+        if dump_shapes is not None:
+            args += ["--dump", str(dump)]
+        if time_passes:
+            args += ["--time", str(time_passes)]
+        done = subprocess.run(
+            args, capture_output=True, text=True, timeout=timeout_s, check=False,
+            env={**os.environ, **(env or {})},
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise BuildError(
+                f"{binary.name} exited with {done.returncode}:\n{_tail(done.stdout + done.stderr)}"
+            )
+        out = parse_output(done.stdout)
+        if dump_shapes is not None:
+            out.params, out.logits = read_dump(dump, *dump_shapes)
+    return out
+
+
+def arena_symbols(binary: Path, nm: str = "nm") -> dict[str, int]:
+    """Sizes (bytes) of the binary's own objects in writable memory (.data, .bss).
+
+    Objects from the C library (names starting with ``_`` or from libc's own files) are kept:
+    callers filter by size.
+    """
+    done = subprocess.run(
+        [nm, "-S", "--size-sort", str(binary)], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise BuildError(f"{nm} failed on {binary}:\n{_tail(done.stderr)}")
+    sizes: dict[str, int] = {}
+    for line in done.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[2] in "bBdD":
+            sizes[parts[3]] = int(parts[1], 16)
+    return sizes
+
+
+def _plugin(build_dir: Path) -> Path:
+    source = Path(str(resources.files("edgefptt.codegen") / "templates" / "insn_count_plugin.c"))
+    library = build_dir / "libinsn_count.so"
+    if not library.exists():
+        done = subprocess.run(
+            ["cc", "-O2", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror", "-o", str(library),
+             str(source)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise BuildError(f"building the qemu plugin failed:\n{_tail(done.stderr)}")
+    return library
+
+
+_INSNS = re.compile(r"^insns (\d+)$", re.MULTILINE)
+
+
+def count_instructions(binary: Path, *args: str, build_dir: Path | None = None) -> int:
+    """Guest instructions a RISC-V binary executes under qemu-riscv64 (one thread)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        plugin = _plugin(Path(build_dir or tmp))
+        done = subprocess.run(
+            ["qemu-riscv64", "-plugin", str(plugin), str(binary), "-t", "1", *args],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+    found = _INSNS.findall(done.stderr)
+    if done.returncode != 0 or not found:
+        raise BuildError(f"counting instructions failed:\n{_tail(done.stdout + done.stderr)}")
+    return int(found[-1])
+
+
+def instructions_per_pass(binary: Path, build_dir: Path | None = None) -> int:
+    """Instructions of one training pass: a run with one extra timed pass minus a plain run."""
+    plain = count_instructions(binary, build_dir=build_dir)
+    extra = count_instructions(binary, "--time", "1", build_dir=build_dir)
+    return extra - plain

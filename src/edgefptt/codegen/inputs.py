@@ -1,0 +1,102 @@
+"""What an export embeds: parameters (a checkpoint or seeded) and a batch (a file or seeded).
+
+Sample file format (``--data FILE``): a NumPy ``.npz`` archive with
+    x  float array (N, T, I)  (or (N, T) when I = 1), N >= B
+    y  integer array (N,)     class indices in [0, C)
+The first B samples are embedded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgefptt.config import NetworkSpec, RunSpec
+from edgefptt.errors import CheckpointError, ConfigError, DataError
+
+
+def seeded_params(net: NetworkSpec, seed: int = 0) -> dict[str, np.ndarray]:
+    """torch's default LSTM initialisation in the edge layout: U(+-1/sqrt(H)), b = b_ih + b_hh."""
+    rng = np.random.default_rng(seed)
+    shapes = net.param_shapes()
+    bound = 1.0 / np.sqrt(net.hidden_size)
+    params = {name: rng.uniform(-bound, bound, shape) for name, shape in shapes.items()}
+    params["b"] = params["b"] + rng.uniform(-bound, bound, shapes["b"])
+    return params
+
+
+def checkpoint_params(path: Path) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """Edge parameters of a trained edgefptt checkpoint, and its sizes {input_size, ...}.
+
+    Only a one-layer LSTM with a last-step readout has the edge layout; anything else is a
+    ConfigError that says so.
+    """
+    from edgefptt.models import SequenceClassifier, model_to_edge
+    from edgefptt.train.checkpoint import load_checkpoint
+
+    document = load_checkpoint(Path(path))
+    config, data = document.get("config"), document.get("data")
+    if not isinstance(config, dict) or not isinstance(data, dict) or "model" not in document:
+        raise CheckpointError(f"{path} lacks the model, config or data entries of a checkpoint")
+    cell, layers = config.get("cell", "lstm"), int(config.get("layers", 1))
+    readout = config.get("readout", "last")
+    if cell != "lstm" or layers != 1 or readout != "last":
+        raise ConfigError(
+            f"{path} holds a {layers}-layer {cell} with a '{readout}' readout; export-c needs one "
+            "LSTM layer with a last-step readout (train with --cell lstm --layers 1 --readout last)"
+        )
+    if data.get("task", "classification") != "classification":
+        raise ConfigError(f"{path} was trained for {data.get('task')}; export-c needs a classifier")
+    model = SequenceClassifier(
+        int(data["input_size"]), int(config["hidden"]), int(data["num_outputs"]), 1, "lstm", "last"
+    )
+    try:
+        model.load_state_dict(document["model"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: the model weights do not fit its config ({exc})") from None
+    sizes = {
+        "input_size": int(data["input_size"]),
+        "hidden_size": int(config["hidden"]),
+        "num_classes": int(data["num_outputs"]),
+    }
+    return model_to_edge(model), sizes
+
+
+def synthetic_batch(net: NetworkSpec, run: RunSpec, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded batch: x ~ N(0, 1) of shape (B, T, I), labels uniform in [0, C)."""
+    rng = np.random.default_rng(seed + 1)
+    x = rng.standard_normal((run.batch_size, run.seq_len, net.input_size))
+    y = rng.integers(0, net.num_classes, run.batch_size)
+    return x, y
+
+
+def load_batch(path: Path, net: NetworkSpec, run: RunSpec) -> tuple[np.ndarray, np.ndarray]:
+    """The first B samples of a ``.npz`` file with ``x`` (N, T, I) and ``y`` (N,)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"no sample file at {path}; give an .npz with x (N, T, I) and y (N,)")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if "x" not in archive or "y" not in archive:
+                raise DataError(f"{path} needs arrays 'x' (N, T, I) and 'y' (N,)")
+            x, y = np.asarray(archive["x"]), np.asarray(archive["y"])
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path} is not a readable .npz file ({exc})") from None
+    t, i, b = run.seq_len, net.input_size, run.batch_size
+    if x.ndim == 2 and i == 1:
+        x = x[..., None]
+    if x.ndim != 3 or x.shape[1:] != (t, i):
+        raise DataError(f"{path}: x has shape {x.shape}, the run needs (N, {t}, {i})")
+    if y.shape != (x.shape[0],) or not np.issubdtype(y.dtype, np.integer):
+        raise DataError(
+            f"{path}: y must be N = {x.shape[0]} integer labels (got {y.dtype} {y.shape})"
+        )
+    if x.shape[0] < b:
+        raise DataError(f"{path} has {x.shape[0]} samples; the batch needs B = {b}")
+    if not np.issubdtype(x.dtype, np.floating) or not np.all(np.isfinite(x[:b])):
+        raise DataError(f"{path}: x must hold finite floats")
+    y = y[:b]
+    if y.min() < 0 or y.max() >= net.num_classes:
+        raise DataError(f"{path}: labels must lie in [0, {net.num_classes})")
+    return x[:b].astype(np.float64), y.astype(np.int64)
