@@ -101,6 +101,21 @@ PRESETS: dict[str, Preset] = {
         ),
         "seed paper: pixel MNIST, LSTM 128, batch 4, SGD 0.01, alpha 0.1, beta 0.5",
     ),
+    "gsc": Preset(
+        NetworkSpec(input_size=40, hidden_size=128, num_classes=12),
+        RunSpec(
+            batch_size=8,
+            seq_len=100,
+            partitions=1,
+            dtype="fp32",
+            schedule="paper",
+            learning_rate=0.01,
+            alpha=0.1,
+            beta=0.5,
+        ),
+        "keyword spotting: Speech Commands v2 12-class, 40 MFCCs x 100 frames (10 ms), "
+        "LSTM 128, batch 8, SGD 0.01",
+    ),
 }
 
 _NETWORK_FIELDS = set(NetworkSpec.model_fields)

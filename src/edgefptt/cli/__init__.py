@@ -13,7 +13,7 @@ import traceback
 import typer
 from typer.exceptions import Abort, Exit, TyperException
 
-from edgefptt.cli import deploy_cmds, hw_cmds, plan_cmds, report_cmds, train_cmds
+from edgefptt.cli import deploy_cmds, hw_cmds, plan_cmds, report_cmds, speech_cmds, train_cmds
 from edgefptt.cli.common import stderr
 from edgefptt.errors import TrainingInterrupted, TrainingStopped, UserInputError
 
@@ -28,6 +28,7 @@ train_cmds.register(app)
 plan_cmds.register(app)
 hw_cmds.register(app)
 deploy_cmds.register(app)
+speech_cmds.register(app)
 report_cmds.register(app)
 
 

@@ -10,9 +10,12 @@ from rich.table import Table
 
 from edgefptt.cli.common import emit_json, human_bytes, stderr, stdout
 from edgefptt.cli.progress import RichTrainProgress
+from edgefptt.cli.speech_cmds import class_tables, data_notes, data_summary, loading_progress
+from edgefptt.errors import ConfigError
 from edgefptt.train.compare import compare, side_by_side
 from edgefptt.train.config import TrainConfig, make_config
-from edgefptt.train.loop import TrainResult, fit
+from edgefptt.train.loop import TrainResult, fit, load_data
+from edgefptt.train.metrics import class_report, save_confusion_plot
 
 
 def _default(name: str) -> str:
@@ -37,7 +40,9 @@ def _epoch_table(result: TrainResult) -> Table:
 
 
 def train(
-    dataset: str = typer.Option(None, help=f"digits, smnist or adding {_default('dataset')}"),
+    dataset: str = typer.Option(
+        None, help=f"digits, smnist, adding or speech_commands {_default('dataset')}"
+    ),
     algorithm: str = typer.Option(None, help=f"bptt, tbptt or fptt {_default('algorithm')}"),
     partitions: int = typer.Option(
         None, "--partitions", "-K", help=f"K, partitions per sequence {_default('partitions')}"
@@ -61,11 +66,40 @@ def train(
     reset_lambda: bool = typer.Option(
         None, "--reset-lambda/--keep-lambda", help="zero FPTT's lambda after each epoch"
     ),
-    data_dir: Path = typer.Option(None, help="directory with the dataset's files (smnist)"),
+    data_dir: Path = typer.Option(
+        None, help="directory with the dataset's files (smnist, speech_commands)"
+    ),
     order: str = typer.Option(None, help=f"pixel or row order {_default('order')}"),
     permute: bool = typer.Option(None, "--permute/--no-permute", help="fixed pixel permutation"),
     seq_len: int = typer.Option(None, help=f"adding problem length {_default('seq_len')}"),
     limit: int = typer.Option(None, help="use only the first N samples of each split"),
+    task: str = typer.Option(
+        None, help=f"speech: 12 (10 words + unknown + silence), 35 or custom {_default('task')}"
+    ),
+    words: str = typer.Option(None, help="speech --task custom: comma-separated words"),
+    features: str = typer.Option(None, help=f"speech: mfcc or logmel {_default('features')}"),
+    num_features: int = typer.Option(
+        None, help=f"speech: coefficients per 10 ms frame {_default('num_features')}"
+    ),
+    unknown_fraction: float = typer.Option(
+        None, help=f"speech: unknown clips per word clip, 0 drops it {_default('unknown_fraction')}"
+    ),
+    silence_fraction: float = typer.Option(
+        None, help=f"speech: silence clips per word clip, 0 drops it {_default('silence_fraction')}"
+    ),
+    augment: int = typer.Option(
+        None, help=f"speech: augmented copies per training clip {_default('augment')}"
+    ),
+    time_shift_ms: float = typer.Option(
+        None, help=f"speech augmentation: largest time shift {_default('time_shift_ms')}"
+    ),
+    noise_level: float = typer.Option(
+        None, help=f"speech augmentation: background noise gain {_default('noise_level')}"
+    ),
+    cache_dir: Path = typer.Option(None, help="speech feature cache [default: ~/.cache/edgefptt]"),
+    plot: Path = typer.Option(
+        None, help="write a PNG of the confusion matrix and per-class accuracy here"
+    ),
     seed: int = typer.Option(None, help=_default("seed")),
     out: Path = typer.Option(
         None, help="output directory [default: runs/<dataset>-<algorithm>-K<partitions>]"
@@ -75,21 +109,46 @@ def train(
 ) -> None:
     """Train a recurrent classifier with BPTT, truncated BPTT or FPTT."""
     given: dict[str, Any] = {k: v for k, v in locals().items() if v is not None}
-    for key in ("out", "resume", "as_json"):
+    for key in ("out", "resume", "as_json", "plot"):
         given.pop(key, None)
-    if "data_dir" in given:
-        given["data_dir"] = str(given["data_dir"])
+    for key in ("data_dir", "cache_dir"):
+        if key in given:
+            given[key] = str(given[key])
     if given.get("clip") == 0:
         given["clip"] = None
     config = make_config(**given)
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise ConfigError(f"--plot writes a PNG; give a file name ending in .png (got {plot})")
     if out is None:
         out = Path("runs") / f"{config.dataset}-{config.algorithm}-K{config.effective_partitions}"
+    with loading_progress(f"loading {config.dataset}") as progress_callback:
+        data = load_data(config, progress=progress_callback)
+    data_notes(data)
     with RichTrainProgress(config.algorithm, config.epochs) as progress:
-        result = fit(config, out_dir=out, resume=resume, callbacks=progress)
+        result = fit(config, data, out_dir=out, resume=resume, callbacks=progress)
+    report = None
+    if data.task == "classification":
+        report = class_report(result.model, data, result.fptt, config.eval_batch_size)
+        if plot is not None:
+            save_confusion_plot(
+                report,
+                plot,
+                title=f"{data.name}, {config.algorithm} K={config.effective_partitions}: "
+                f"accuracy {100 * report['accuracy']:.1f}%",
+            )
     if as_json:
-        emit_json(result.summary())
+        document = result.summary()
+        if report is not None:
+            document["classes"] = report
+        document["data"] = data_summary(data)
+        if plot is not None:
+            document["plot"] = str(plot)
+        emit_json(document)
         return
     stdout.print(_epoch_table(result))
+    if report is not None:
+        for table in class_tables(report, data.name):
+            stdout.print(table)
     state = result.param_state
     stdout.print(
         f"final test accuracy {100 * result.final_test_accuracy:.2f}%  "
@@ -101,6 +160,8 @@ def train(
         highlight=False,
     )
     stdout.print(f"checkpoint {result.checkpoint}, log {out / 'metrics.jsonl'}", highlight=False)
+    if plot is not None:
+        stdout.print(f"confusion matrix plot {plot}", highlight=False)
 
 
 def demo(

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgefptt.data import adding, digits, smnist
+from edgefptt.data import adding, digits, smnist, speech_commands
 from edgefptt.data.base import SequenceData
+from edgefptt.data.speech_commands import Progress, SpeechData, SpeechOptions
 from edgefptt.errors import ConfigError
 
-DATASETS = ("digits", "smnist", "adding")
+DATASETS = ("digits", "smnist", "adding", "speech_commands")
 
 
 def load_dataset(
@@ -19,8 +20,13 @@ def load_dataset(
     seq_len: int = 100,
     limit: int | None = None,
     seed: int = 0,
+    speech: SpeechOptions | None = None,
+    progress: Progress | None = None,
 ) -> SequenceData:
-    """Load a dataset by name; options that do not apply to it are ignored."""
+    """Load a dataset by name; options that do not apply to it are ignored.
+
+    ``progress(done, total)`` is called while a dataset that takes long to load (speech) loads.
+    """
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be at least 1 (got {limit})")
     if order not in ("pixel", "row"):
@@ -31,7 +37,9 @@ def load_dataset(
         return smnist.load(data_dir, order=order, permute=permute, limit=limit)
     if name == "adding":
         return adding.load(seq_len=seq_len, seed=seed)
+    if name == "speech_commands":
+        return speech_commands.load(data_dir, speech, limit=limit, seed=seed, progress=progress)
     raise ConfigError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
 
 
-__all__ = ["DATASETS", "SequenceData", "load_dataset"]
+__all__ = ["DATASETS", "SequenceData", "SpeechData", "SpeechOptions", "load_dataset"]

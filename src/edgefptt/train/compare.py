@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from edgefptt.data import SequenceData, load_dataset
+from edgefptt.data import SequenceData
 from edgefptt.train.config import TrainConfig
-from edgefptt.train.loop import TrainCallbacks, TrainResult, fit
+from edgefptt.train.loop import TrainCallbacks, TrainResult, fit, load_data
 
 
 def compare(
@@ -18,15 +18,7 @@ def compare(
 ) -> dict[str, TrainResult]:
     """Train ``base`` updated by each variant (name -> overrides) on the same data."""
     if data is None:
-        data = load_dataset(
-            base.dataset,
-            data_dir=base.data_dir,
-            order=base.order,
-            permute=base.permute,
-            seq_len=base.seq_len,
-            limit=base.limit,
-            seed=base.seed,
-        )
+        data = load_data(base)
     results = {}
     for name, overrides in variants.items():
         config = base.model_copy(update=overrides)

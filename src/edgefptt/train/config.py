@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from edgefptt.data.audio_features import FeatureSettings
+from edgefptt.data.speech_commands import SpeechOptions
 from edgefptt.errors import ConfigError
 
 Algorithm = Literal["bptt", "tbptt", "fptt"]
@@ -20,12 +22,23 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     # data
-    dataset: Literal["digits", "smnist", "adding"] = "digits"
+    dataset: Literal["digits", "smnist", "adding", "speech_commands"] = "digits"
     data_dir: str | None = None
     order: Literal["pixel", "row"] = "pixel"
     permute: bool = False
     seq_len: int = Field(100, ge=2, description="sequence length of the adding problem")
     limit: int | None = Field(None, ge=1, description="use only the first N samples per split")
+    # speech_commands only
+    task: Literal["12", "35", "custom"] = "12"
+    words: str | None = Field(None, description="comma-separated words of --task custom")
+    features: Literal["mfcc", "logmel"] = "mfcc"
+    num_features: int = Field(40, ge=1, le=128)
+    unknown_fraction: float = Field(0.1, ge=0, le=10)
+    silence_fraction: float = Field(0.1, ge=0, le=10)
+    augment: int = Field(0, ge=0, le=100, description="augmented copies per training clip")
+    time_shift_ms: float = Field(100.0, ge=0, le=1000)
+    noise_level: float = Field(0.1, ge=0, le=10)
+    cache_dir: str | None = None
     # algorithm
     algorithm: Algorithm = "fptt"
     partitions: int = Field(8, ge=1)
@@ -55,6 +68,29 @@ class TrainConfig(BaseModel):
     def effective_partitions(self) -> int:
         """K as used: BPTT is one partition whatever --partitions says."""
         return 1 if self.algorithm == "bptt" else self.partitions
+
+    def speech_options(self) -> SpeechOptions:
+        """The speech_commands loader's options (40 mel bands or more behind MFCCs)."""
+        words = tuple(w.strip() for w in (self.words or "").split(",") if w.strip())
+        if self.task == "custom" and not words:
+            raise ConfigError("--task custom needs --words, e.g. --words yes,no,cat")
+        if words and self.task != "custom":
+            raise ConfigError("--words applies to --task custom only")
+        return SpeechOptions(
+            task=self.task,
+            words=words,
+            features=FeatureSettings(
+                kind=self.features,
+                features=self.num_features,
+                mel_bands=max(40, self.num_features),
+            ),
+            unknown_fraction=self.unknown_fraction,
+            silence_fraction=self.silence_fraction,
+            augment=self.augment,
+            time_shift_ms=self.time_shift_ms,
+            noise_level=self.noise_level,
+            cache_dir=self.cache_dir,
+        )
 
 
 def make_config(**options: Any) -> TrainConfig:

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from edgefptt.data import SequenceData, load_dataset
+from edgefptt.data.speech_commands import Progress
 from edgefptt.errors import CheckpointError, ConfigError, NonFiniteLossError, TrainingInterrupted
 from edgefptt.models import SequenceClassifier
 from edgefptt.train.checkpoint import load_checkpoint, save_checkpoint, write_jsonl
@@ -41,7 +42,7 @@ METRICS_NAME = "metrics.jsonl"
 REGRESSION_TOLERANCE = 0.04
 # Settings that may differ between a run and its resumption. The number of epochs may change
 # only under a constant learning rate: the other schedules are laid out over the whole run.
-RESUMABLE_CHANGES = {"data_dir", "eval_batch_size"}
+RESUMABLE_CHANGES = {"data_dir", "eval_batch_size", "cache_dir"}
 
 
 class TrainCallbacks:
@@ -67,6 +68,8 @@ class TrainResult:
     param_state: dict[str, int]
     checkpoint: str | None
     model: nn.Module = field(repr=False)
+    # FPTT evaluates with W_bar: per-class metrics after the run need this state too.
+    fptt: FPTT | None = field(default=None, repr=False)
 
     @property
     def final_test_accuracy(self) -> float:
@@ -419,7 +422,23 @@ class Trainer:
             param_state=parameter_state_bytes(self.model, self.optimizer, fptt_bytes),
             checkpoint=None if self.checkpoint_path is None else str(self.checkpoint_path),
             model=self.model,
+            fptt=self.fptt,
         )
+
+
+def load_data(config: TrainConfig, progress: Progress | None = None) -> SequenceData:
+    """The dataset ``config`` names, with its options."""
+    return load_dataset(
+        config.dataset,
+        data_dir=config.data_dir,
+        order=config.order,
+        permute=config.permute,
+        seq_len=config.seq_len,
+        limit=config.limit,
+        seed=config.seed,
+        speech=config.speech_options() if config.dataset == "speech_commands" else None,
+        progress=progress,
+    )
 
 
 def fit(
@@ -431,15 +450,7 @@ def fit(
 ) -> TrainResult:
     """Train as ``config`` says; with ``out_dir``, checkpoint every epoch (and resume from it)."""
     if data is None:
-        data = load_dataset(
-            config.dataset,
-            data_dir=config.data_dir,
-            order=config.order,
-            permute=config.permute,
-            seq_len=config.seq_len,
-            limit=config.limit,
-            seed=config.seed,
-        )
+        data = load_data(config)
     trainer = Trainer(config, data, None if out_dir is None else Path(out_dir), callbacks)
     if resume:
         trainer.restore()
