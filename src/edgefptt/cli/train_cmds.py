@@ -19,7 +19,7 @@ from edgefptt.train.metrics import class_report, save_confusion_plot
 
 
 def _default(name: str) -> str:
-    return f"[default: {TrainConfig.model_fields[name].default}]"
+    return f"(default: {TrainConfig.model_fields[name].default})"
 
 
 def _epoch_table(result: TrainResult) -> Table:
@@ -96,13 +96,13 @@ def train(
     noise_level: float = typer.Option(
         None, help=f"speech augmentation: background noise gain {_default('noise_level')}"
     ),
-    cache_dir: Path = typer.Option(None, help="speech feature cache [default: ~/.cache/edgefptt]"),
+    cache_dir: Path = typer.Option(None, help="speech feature cache (default: ~/.cache/edgefptt)"),
     plot: Path = typer.Option(
         None, help="write a PNG of the confusion matrix and per-class accuracy here"
     ),
     seed: int = typer.Option(None, help=_default("seed")),
     out: Path = typer.Option(
-        None, help="output directory [default: runs/<dataset>-<algorithm>-K<partitions>]"
+        None, help="output directory (default: runs/<dataset>-<algorithm>-K<partitions>)"
     ),
     resume: bool = typer.Option(False, "--resume", help="continue from OUT/checkpoint.pt"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON document on stdout"),
