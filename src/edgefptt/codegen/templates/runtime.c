@@ -58,6 +58,13 @@ static int ef_barrier_sense;
 
 void ef_ctx_init(ef_ctx *ctx, int hart, int harts)
 {
+#if EDGEFPTT_FLUSH_SUBNORMALS && defined(__SSE__) && defined(__GNUC__)
+    /* Opt-in (-DEDGEFPTT_FLUSH_SUBNORMALS=1, x86 only): flush subnormal results and inputs to
+     * zero (MXCSR FTZ|DAZ) on this hart. Not IEEE: values below 2^-126 become 0. It spares
+     * the microcode assists of subnormal arithmetic when gradients vanish over a long backward
+     * pass (K = 1, T = 784); see docs/deploy.md. */
+    __builtin_ia32_ldmxcsr(__builtin_ia32_stmxcsr() | 0x8040u);
+#endif
     ctx->hart = hart;
     ctx->harts = harts;
     ctx->sense = __atomic_load_n(&ef_barrier_sense, __ATOMIC_ACQUIRE);
