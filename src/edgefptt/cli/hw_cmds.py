@@ -1,9 +1,280 @@
-"""Commands: estimate and explore (issue 4)."""
+"""Commands: estimate and explore (issue 4): the hardware model and design-space sweeps."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from edgefptt.cli.common import emit_json, human_bytes, stderr, stdout
+from edgefptt.config import NetworkSpec, RunSpec, make_specs
+from edgefptt.errors import ConfigError
+
+_PRESET = typer.Option("paper-smnist", "--preset", help="Network and run preset.")
+_INPUT = typer.Option(None, "--input", help="Input features per step, I.")
+_HIDDEN = typer.Option(None, "--hidden", help="LSTM units, H.")
+_CLASSES = typer.Option(None, "--classes", help="Readout classes, C.")
+_BATCH = typer.Option(None, "--batch", help="Batch size, B.")
+_SEQ_LEN = typer.Option(None, "--seq-len", help="Sequence length, T.")
+_SOC = typer.Option(
+    None, "--soc", help="SoC preset: gemmini-bf16 or gemmini-fp32 (default: the dtype's)."
+)
+_SPAD = typer.Option(None, "--scratchpad-kib", help="Gemmini scratchpad (KiB).")
+_ACC = typer.Option(None, "--accumulator-kib", help="Gemmini accumulator (KiB).")
+_DATAFLOW = typer.Option(None, "--dataflow", help="WS or OS.")
+_DMA = typer.Option(None, "--dma-bytes", help="DMA bytes per cycle (bus width).")
+_CLOCK = typer.Option(None, "--clock-mhz", help="Clock for seconds (default 500 MHz).")
+_MODEL = typer.Option(
+    "calibrated", "--matmul-model", help="Accelerator matmul model: calibrated or naive."
+)
+_NO_ACC = typer.Option(False, "--no-accelerator", help="CPU-only SoC: matmuls on hart 0.")
+_PLAN = typer.Option(
+    None,
+    "--plan",
+    help="Memory plan: paper, lifetime or recompute (default: paper for the "
+    "paper schedule, lifetime for exact).",
+)
+_JSON = typer.Option(False, "--json", help="Print one JSON document instead of a table.")
+
+
+def _network(
+    preset: str | None,
+    input_size: int | None,
+    hidden: int | None,
+    classes: int | None,
+    batch: int | None,
+    seq_len: int | None,
+    **run_values: Any,
+) -> tuple[NetworkSpec, RunSpec]:
+    return make_specs(
+        preset,
+        input_size=input_size,
+        hidden_size=hidden,
+        num_classes=classes,
+        batch_size=batch,
+        seq_len=seq_len,
+        **run_values,
+    )
+
+
+def _soc_values(
+    scratchpad_kib: int | None,
+    accumulator_kib: int | None,
+    dataflow: str | None,
+    dma_bytes: int | None,
+    clock_mhz: float | None,
+    no_accelerator: bool,
+) -> dict[str, Any]:
+    return {
+        "scratchpad_kib": scratchpad_kib,
+        "accumulator_kib": accumulator_kib,
+        "dataflow": dataflow,
+        "dma_bytes_per_cycle": dma_bytes,
+        "clock_hz": None if clock_mhz is None else clock_mhz * 1e6,
+        "accelerator": False if no_accelerator else None,
+    }
+
+
+def estimate(
+    preset: str | None = _PRESET,
+    input_size: int | None = _INPUT,
+    hidden: int | None = _HIDDEN,
+    classes: int | None = _CLASSES,
+    batch: int | None = _BATCH,
+    seq_len: int | None = _SEQ_LEN,
+    partitions: int | None = typer.Option(None, "--partitions", help="FPTT partitions, K."),
+    dtype: str = typer.Option("bf16", "--dtype", help="fp32 or bf16 (SoC and run)."),
+    schedule: str | None = typer.Option(None, "--schedule", help="paper or exact."),
+    soc: str | None = _SOC,
+    mesh: int | None = typer.Option(None, "--mesh", help="Gemmini mesh size DIM."),
+    cores: int | None = typer.Option(None, "--cores", help="Rocket cores (1-16)."),
+    scratchpad_kib: int | None = _SPAD,
+    accumulator_kib: int | None = _ACC,
+    dataflow: str | None = _DATAFLOW,
+    dma_bytes: int | None = _DMA,
+    clock_mhz: float | None = _CLOCK,
+    matmul_model: str = _MODEL,
+    no_accelerator: bool = _NO_ACC,
+    plan: str | None = _PLAN,
+    as_json: bool = _JSON,
+) -> None:
+    """Cycles per kernel group, seconds, memory, FPGA resources, power and energy of one pass."""
+    from edgefptt.hw import estimate as estimate_pass
+    from edgefptt.hw import make_soc
+
+    net, run = _network(
+        preset,
+        input_size,
+        hidden,
+        classes,
+        batch,
+        seq_len,
+        partitions=partitions,
+        dtype=dtype,
+        schedule=schedule,
+    )
+    values = _soc_values(
+        scratchpad_kib, accumulator_kib, dataflow, dma_bytes, clock_mhz, no_accelerator
+    )
+    spec = make_soc(soc, mesh=mesh, cores=cores, dtype=dtype, **values)
+    result = estimate_pass(net, run, spec, matmul_model, plan)
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    where = "CPU only" if not spec.accelerator else f"Gemmini {spec.mesh}x{spec.mesh}"
+    table = Table(
+        title=f"estimate: {where}, {spec.cores} core(s), {spec.dtype}, schedule "
+        f"{run.schedule}, K={run.partitions}, matmul model {matmul_model}"
+    )
+    table.add_column("group")
+    table.add_column("cycles", justify="right")
+    table.add_column("share", justify="right")
+    total = result.total_cycles
+    for group, cycles in result.groups.items():
+        table.add_row(group, f"{cycles:,.0f}", f"{100 * cycles / total:.1f} %")
+    table.add_section()
+    table.add_row("total", f"{total:,.0f}", "100 %")
+    stdout.print(table)
+    res = result.resources
+    stdout.print(
+        f"time {result.seconds:.4g} s at {spec.clock_hz / 1e6:g} MHz | memory "
+        f"{human_bytes(result.memory_bytes)} (plan {result.plan}) | LUT {res['lut']:,} FF "
+        f"{res['ff']:,} BRAM {res['bram']} DSP {res['dsp']} | power {result.power_w:.3f} W | "
+        f"energy {result.energy_j:.4g} J",
+        highlight=False,
+    )
+
+
+def _ints(text: str, name: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"--{name}: expected comma-separated integers, got {text!r}") from None
+    if not values:
+        raise ConfigError(f"--{name}: give at least one value")
+    return values
+
+
+def _words(text: str, name: str, allowed: tuple[str, ...]) -> list[str]:
+    values = [v.strip() for v in text.split(",") if v.strip()]
+    bad = [v for v in values if v not in allowed]
+    if bad or not values:
+        raise ConfigError(f"--{name}: {bad or text!r} not in {', '.join(allowed)}")
+    return values
+
+
+def explore(
+    preset: str | None = _PRESET,
+    input_size: int | None = _INPUT,
+    hidden: int | None = _HIDDEN,
+    classes: int | None = _CLASSES,
+    batch: int | None = _BATCH,
+    seq_len: int | None = _SEQ_LEN,
+    mesh: str = typer.Option("4,8", "--mesh", help="Mesh sizes, comma-separated."),
+    cores: str = typer.Option("1,2,4,6,8,10", "--cores", help="Core counts, comma-separated."),
+    partitions: str = typer.Option("1,2,7,14,28,56,112,392,784", "--partitions", help="K values."),
+    dtype: str = typer.Option("bf16", "--dtype", help="fp32 and/or bf16, comma-separated."),
+    schedule: str = typer.Option("paper", "--schedule", help="paper and/or exact."),
+    soc: str | None = _SOC,
+    scratchpad_kib: int | None = _SPAD,
+    accumulator_kib: int | None = _ACC,
+    dataflow: str | None = _DATAFLOW,
+    dma_bytes: int | None = _DMA,
+    clock_mhz: float | None = _CLOCK,
+    matmul_model: str = _MODEL,
+    no_accelerator: bool = _NO_ACC,
+    plan: str | None = _PLAN,
+    csv_path: str | None = typer.Option(None, "--csv", help="Also write the points to FILE."),
+    plot_path: str | None = typer.Option(None, "--plot", help="Also plot to FILE.png."),
+    as_json: bool = _JSON,
+) -> None:
+    """Sweep mesh, cores, K, dtype and schedule; mark the Pareto-optimal design points."""
+    from edgefptt.hw import explore as sweep
+    from edgefptt.hw import plot, write_csv
+
+    net, run = _network(preset, input_size, hidden, classes, batch, seq_len)
+    axes = (
+        _ints(mesh, "mesh"),
+        _ints(cores, "cores"),
+        _ints(partitions, "partitions"),
+        _words(dtype, "dtype", ("fp32", "bf16")),
+        _words(schedule, "schedule", ("paper", "exact")),
+    )
+    values = _soc_values(
+        scratchpad_kib, accumulator_kib, dataflow, dma_bytes, clock_mhz, no_accelerator
+    )
+    with Progress(
+        TextColumn("exploring"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=stderr,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("explore", total=None)
+
+        def progress(done: int, total: int) -> None:
+            if done == 1 or done == total or done % 64 == 0:
+                bar.update(task, completed=done, total=total)
+
+        records = sweep(
+            net,
+            run,
+            *axes,
+            soc_values=values,
+            soc_preset=soc,
+            matmul_model=matmul_model,
+            plan=plan,
+            progress=progress,
+        )
+    if csv_path:
+        write_csv(records, csv_path)
+    if plot_path:
+        plot(records, plot_path)
+    if as_json:
+        emit_json(records)
+        return
+    table = Table(title=f"explore: {len(records)} design points (* = Pareto-optimal)")
+    for column in (
+        "design",
+        "dtype",
+        "schedule",
+        "K",
+        "cycles",
+        "seconds",
+        "memory",
+        "LUT",
+        "power W",
+        "energy J",
+        "",
+    ):
+        table.add_column(column, justify="left" if column in ("design", "") else "right")
+    for r in records:
+        design = (
+            f"{r['mesh']}x{r['mesh']}-{r['cores']}" if r["accelerator"] else (f"cpu-{r['cores']}")
+        )
+        table.add_row(
+            design,
+            r["dtype"],
+            r["schedule"],
+            str(r["partitions"]),
+            f"{r['total_cycles']:,}",
+            f"{r['seconds']:.4g}",
+            human_bytes(r["memory_bytes"]),
+            f"{r['lut']:,}",
+            f"{r['power_w']:.3f}",
+            f"{r['energy_j']:.4g}",
+            "*" if r["pareto"] else "",
+        )
+    stdout.print(table)
+    for path, what in ((csv_path, "CSV"), (plot_path, "plot")):
+        if path:
+            stdout.print(f"{what} written to {path}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the application."""
+    app.command("estimate")(estimate)
+    app.command("explore")(explore)
