@@ -12,7 +12,7 @@ from typing import Any
 
 import jinja2
 
-from edgefptt.report import memory_section, training_section
+from edgefptt.report import hardware_section, headline_section, memory_section, training_section
 from edgefptt.report.section import ReportContext, Section, SectionOutcome
 from edgefptt.train.checkpoint import atomic_write
 
@@ -22,6 +22,26 @@ FULL = {"train_epochs": 30, "train_ks": [1, 2, 4, 8, 16, 32], "hidden": 128, "tr
 SECTIONS = [
     Section(
         "memory", "Memory against K (paper preset)", memory_section.compute, memory_section.render
+    ),
+    Section(
+        "latency",
+        "Latency against K on the paper's design points (hardware model)",
+        hardware_section.compute_latency,
+        hardware_section.render_latency,
+    ),
+    Section(
+        "headline",
+        "The headline: memory saved for latency paid",
+        headline_section.compute,
+        headline_section.render,
+        compute_last=True,
+    ),
+    Section(
+        "pareto",
+        "Design space: the Pareto front",
+        hardware_section.compute_pareto,
+        hardware_section.render_pareto,
+        ("quick",),
     ),
     Section(
         "training",
@@ -50,15 +70,16 @@ def build_report(
     """Run every section (reusing cached results unless ``fresh``) and write the report."""
     out_dir.mkdir(parents=True, exist_ok=True)
     ctx = ReportContext(out_dir=out_dir, settings=settings, fresh=fresh)
-    outcomes = []
-    for section in SECTIONS:
+    computed: dict[str, SectionOutcome] = {}
+    for section in sorted(SECTIONS, key=lambda s: s.compute_last):
         if progress is not None:
             ctx.progress = lambda message, fraction, key=section.key: progress(
                 key, message, fraction
             )
-        outcomes.append(section.run(ctx))
+        computed[section.key] = section.compute_or_load(ctx)
         if progress is not None:
             progress(section.key, "done", 1.0)
+    outcomes = [s.render_outcome(computed[s.key], ctx) for s in SECTIONS]
     _write(out_dir, settings, outcomes, command)
     return outcomes
 

@@ -75,6 +75,7 @@ class Section:
     compute: Callable[[ReportContext], dict[str, Any]]
     render: Callable[[dict[str, Any], ReportContext], Rendered]
     settings_keys: tuple[str, ...] = ()
+    compute_last: bool = False  # computed after the others (it reads their results)
 
     def cache_path(self, ctx: ReportContext) -> Path:
         relevant = {k: ctx.settings.get(k) for k in self.settings_keys}
@@ -83,10 +84,9 @@ class Section:
         ).hexdigest()[:16]
         return ctx.out_dir / "cache" / f"{self.key}-{digest}.json"
 
-    def run(self, ctx: ReportContext) -> SectionOutcome:
-        """Compute (or reuse) and render; any failure becomes an error shown in place."""
+    def compute_or_load(self, ctx: ReportContext) -> SectionOutcome:
+        """Compute (or reuse cached) results; a failure becomes an error shown in place."""
         cache = self.cache_path(ctx)
-        cached = False
         try:
             if cache.is_file() and not ctx.fresh:
                 results = json.loads(cache.read_text())
@@ -96,14 +96,23 @@ class Section:
                 text = json.dumps(results, indent=1, default=_jsonable)
                 atomic_write(cache, lambda handle: handle.write(text.encode()))
                 results = json.loads(text)
-            ctx.shared[self.key] = results
+                cached = False
         except Exception as exc:  # a failing section must not stop the report
             return SectionOutcome(self.key, self.title, None, None, _describe(exc))
+        ctx.shared[self.key] = results
+        return SectionOutcome(self.key, self.title, results, None, None, cached)
+
+    def render_outcome(self, outcome: SectionOutcome, ctx: ReportContext) -> SectionOutcome:
+        if outcome.error is not None or outcome.results is None:
+            return outcome
         try:
-            rendered = self.render(results, ctx)
+            outcome.rendered = self.render(outcome.results, ctx)
         except Exception as exc:
-            return SectionOutcome(self.key, self.title, results, None, _describe(exc), cached)
-        return SectionOutcome(self.key, self.title, results, rendered, None, cached)
+            outcome.error = _describe(exc)
+        return outcome
+
+    def run(self, ctx: ReportContext) -> SectionOutcome:
+        return self.render_outcome(self.compute_or_load(ctx), ctx)
 
 
 def _jsonable(value: Any) -> Any:
