@@ -1,7 +1,7 @@
 /* Portable matmul backend: plain C, no accelerator (the default build).
  *
- * fp32: products accumulate in float, in register blocks of C written with four-float vectors
- * (each lane its own sum; no fused multiply-add), zero entries of A skipped (exact for finite B).
+ * fp32: products accumulate in float, in register blocks of C written with vectors of EF_VEC
+ * floats (each lane its own sum; no fused multiply-add unless the build contracts), zero entries of A skipped (exact for finite B).
  * bf16: Gemmini's BF16 config, operation by operation: inputs scaled and rounded to bf16,
  * a bf16 accumulator rounded (to nearest even) after every multiply-accumulate in K order. */
 #ifndef EDGEFPTT_GEMMINI
@@ -35,36 +35,62 @@ void ef_matmul_backend(size_t dim_i, size_t dim_j, size_t dim_k, const ef_elem *
 }
 #else
 
-/* Four-float vectors: GCC/Clang vector extensions where available (SSE2 on x86-64 at -O2,
- * NEON on Arm, plain scalar code where the target has no vector unit), else a struct of four
- * floats. Either way each lane is an IEEE float multiply or add, in the order written (C99
- * mode keeps -ffp-contract=off: no fused multiply-add), so results do not depend on which. */
-#if defined(__GNUC__) && !defined(EDGEFPTT_SCALAR_MATMUL)
-typedef float v4 __attribute__((vector_size(16)));
-static inline v4 v4_splat(float x) { return (v4){x, x, x, x}; }
-static inline v4 v4_mac(v4 acc, v4 x, v4 y) { return acc + x * y; }
-static inline float v4_lane(v4 v, int l) { return v[l]; }
+/* Vectors of EF_VEC floats (4, 8 or 16): GCC/Clang vector extensions where available, else a
+ * struct of EF_VEC floats. Without -DEF_VEC the width follows the target: 16 with AVX-512F, 8
+ * with AVX, else 4 (SSE2 on baseline x86-64, NEON on Arm, plain scalar code where the target
+ * has no vector unit), so the default -O2 build on x86-64 uses four-float vectors. Each lane
+ * is an IEEE float multiply or add, in the order written: C99 mode keeps -ffp-contract=off (no
+ * fused multiply-add) unless the build asks for it (`make host NATIVE=1` does). In the
+ * B-not-transposed kernel every C element sums its products in k order whatever the width;
+ * in the dot products (B transposed) the width sets how many partial sums there are. */
+#ifndef EF_VEC
+#if defined(__AVX512F__)
+#define EF_VEC 16
+#elif defined(__AVX__)
+#define EF_VEC 8
 #else
-typedef struct { float f[4]; } v4;
-static inline v4 v4_splat(float x) { v4 v = {{x, x, x, x}}; return v; }
-static inline v4 v4_mac(v4 acc, v4 x, v4 y)
+#define EF_VEC 4
+#endif
+#endif
+#if EF_VEC != 4 && EF_VEC != 8 && EF_VEC != 16
+#error "EF_VEC must be 4, 8 or 16"
+#endif
+#if defined(__GNUC__) && !defined(EDGEFPTT_SCALAR_MATMUL)
+typedef float vf __attribute__((vector_size(EF_VEC * sizeof(float))));
+static inline vf vf_splat(float x) /* x - (+0) is x exactly, -0 included: one broadcast */
 {
-    for (int l = 0; l < 4; ++l)
+    const vf zero = {0.0f};
+    return x - zero;
+}
+static inline vf vf_mac(vf acc, vf x, vf y) { return acc + x * y; }
+static inline float vf_lane(vf v, int l) { return v[l]; }
+#else
+typedef struct { float f[EF_VEC]; } vf;
+static inline vf vf_splat(float x)
+{
+    vf v;
+    for (int l = 0; l < EF_VEC; ++l)
+        v.f[l] = x;
+    return v;
+}
+static inline vf vf_mac(vf acc, vf x, vf y)
+{
+    for (int l = 0; l < EF_VEC; ++l)
         acc.f[l] += x.f[l] * y.f[l];
     return acc;
 }
-static inline float v4_lane(v4 v, int l) { return v.f[l]; }
+static inline float vf_lane(vf v, int l) { return v.f[l]; }
 #endif
-static inline v4 v4_load(const float *p) /* unaligned */
+static inline vf vf_load(const float *p) /* unaligned */
 {
-    v4 v;
+    vf v;
     memcpy(&v, p, sizeof v);
     return v;
 }
-static inline void v4_store(float *p, v4 v) { memcpy(p, &v, sizeof v); }
+static inline void vf_store(float *p, vf v) { memcpy(p, &v, sizeof v); }
 
 /* Rows of C per register block, columns (two vectors), and rows of B per cache block. */
-enum { MR = 4, NR = 8, KC = 64 };
+enum { V = EF_VEC, MR = 4, NR = 2 * EF_VEC, KC = 64 };
 
 /* C[i][j] += sum_k A'[i][k] * B[k][j] for one MR x NR block of C kept in registers over kn
  * values of k, with A'[i][k] = a_scale * a[i * a_row + k * a_col]. Products of A' entries that
@@ -73,38 +99,38 @@ enum { MR = 4, NR = 8, KC = 64 };
 static void block_mr_nr(size_t kn, const float *a, size_t a_row, size_t a_col, const float *b,
                         size_t ldb, float *c, size_t ldc, float a_scale)
 {
-    v4 c00 = v4_load(c), c01 = v4_load(c + 4);
-    v4 c10 = v4_load(c + ldc), c11 = v4_load(c + ldc + 4);
-    v4 c20 = v4_load(c + 2 * ldc), c21 = v4_load(c + 2 * ldc + 4);
-    v4 c30 = v4_load(c + 3 * ldc), c31 = v4_load(c + 3 * ldc + 4);
+    vf c00 = vf_load(c), c01 = vf_load(c + V);
+    vf c10 = vf_load(c + ldc), c11 = vf_load(c + ldc + V);
+    vf c20 = vf_load(c + 2 * ldc), c21 = vf_load(c + 2 * ldc + V);
+    vf c30 = vf_load(c + 3 * ldc), c31 = vf_load(c + 3 * ldc + V);
     for (size_t k = 0; k < kn; ++k) {
         const float *ak = a + k * a_col;
         float x0 = ak[0], x1 = ak[a_row], x2 = ak[2 * a_row], x3 = ak[3 * a_row];
         if (x0 == 0.0f && x1 == 0.0f && x2 == 0.0f && x3 == 0.0f)
             continue;
         const float *bk = b + k * ldb;
-        v4 b0 = v4_load(bk), b1 = v4_load(bk + 4);
-        v4 s = v4_splat(x0 * a_scale);
-        c00 = v4_mac(c00, s, b0);
-        c01 = v4_mac(c01, s, b1);
-        s = v4_splat(x1 * a_scale);
-        c10 = v4_mac(c10, s, b0);
-        c11 = v4_mac(c11, s, b1);
-        s = v4_splat(x2 * a_scale);
-        c20 = v4_mac(c20, s, b0);
-        c21 = v4_mac(c21, s, b1);
-        s = v4_splat(x3 * a_scale);
-        c30 = v4_mac(c30, s, b0);
-        c31 = v4_mac(c31, s, b1);
+        vf b0 = vf_load(bk), b1 = vf_load(bk + V);
+        vf s = vf_splat(x0 * a_scale);
+        c00 = vf_mac(c00, s, b0);
+        c01 = vf_mac(c01, s, b1);
+        s = vf_splat(x1 * a_scale);
+        c10 = vf_mac(c10, s, b0);
+        c11 = vf_mac(c11, s, b1);
+        s = vf_splat(x2 * a_scale);
+        c20 = vf_mac(c20, s, b0);
+        c21 = vf_mac(c21, s, b1);
+        s = vf_splat(x3 * a_scale);
+        c30 = vf_mac(c30, s, b0);
+        c31 = vf_mac(c31, s, b1);
     }
-    v4_store(c, c00);
-    v4_store(c + 4, c01);
-    v4_store(c + ldc, c10);
-    v4_store(c + ldc + 4, c11);
-    v4_store(c + 2 * ldc, c20);
-    v4_store(c + 2 * ldc + 4, c21);
-    v4_store(c + 3 * ldc, c30);
-    v4_store(c + 3 * ldc + 4, c31);
+    vf_store(c, c00);
+    vf_store(c + V, c01);
+    vf_store(c + ldc, c10);
+    vf_store(c + ldc + V, c11);
+    vf_store(c + 2 * ldc, c20);
+    vf_store(c + 2 * ldc + V, c21);
+    vf_store(c + 3 * ldc, c30);
+    vf_store(c + 3 * ldc + V, c31);
 }
 
 /* The same for a rows x cols block at the edge of C (rows <= MR, cols < NR or rows < MR). */
@@ -149,37 +175,157 @@ static void matmul_nn(size_t dim_i, size_t dim_j, size_t dim_k, const float *a, 
     }
 }
 
-/* Horizontal sum of a vector of partial sums plus a scalar tail. */
-static inline float hsum(v4 v, float tail)
+/* Horizontal sum of a vector of partial sums plus a scalar tail: the upper half added to the
+ * lower half lane by lane down to four lanes, then (l0 + l2) + (l1 + l3). */
+#if defined(__GNUC__) && !defined(EDGEFPTT_SCALAR_MATMUL)
+typedef float vf4_t __attribute__((vector_size(4 * sizeof(float))));
+#if EF_VEC >= 8
+typedef float vf8_t __attribute__((vector_size(8 * sizeof(float))));
+#endif
+static inline float hsum(vf v, float tail)
 {
-    return ((v4_lane(v, 0) + v4_lane(v, 2)) + (v4_lane(v, 1) + v4_lane(v, 3))) + tail;
+#if EF_VEC == 16
+    vf8_t lo8, hi8;
+    memcpy(&lo8, &v, sizeof lo8);
+    memcpy(&hi8, (const char *)&v + sizeof lo8, sizeof hi8);
+    vf8_t v8 = lo8 + hi8;
+#elif EF_VEC == 8
+    vf8_t v8 = v;
+#endif
+#if EF_VEC >= 8
+    vf4_t lo4, hi4;
+    memcpy(&lo4, &v8, sizeof lo4);
+    memcpy(&hi4, (const char *)&v8 + sizeof lo4, sizeof hi4);
+    vf4_t v4 = lo4 + hi4;
+#else
+    vf4_t v4 = v;
+#endif
+    return ((v4[0] + v4[2]) + (v4[1] + v4[3])) + tail;
 }
+#else
+static inline float hsum(vf v, float tail)
+{
+    float s[EF_VEC];
+    for (int l = 0; l < EF_VEC; ++l)
+        s[l] = vf_lane(v, l);
+    for (int w = EF_VEC / 2; w > 0; w /= 2)
+        for (int l = 0; l < w; ++l)
+            s[l] += s[l + w];
+    return s[0] + tail;
+}
+#endif
+
+#if defined(__GNUC__) && !defined(EDGEFPTT_SCALAR_MATMUL) && EF_VEC == 16
+/* Sixteen-float vectors (AVX-512, 32 registers): MR rows of A against four rows of B, sixteen
+ * dot products in registers, so that B's rows are loaded once for four rows of A, and the four
+ * dot products of a row reduced together. Lane by lane the result is hsum()'s: each vector
+ * folded to four lanes, then (l0 + l2) + (l1 + l3) for the four at once. */
+#define NT_WIDE 1
+typedef int vi4_t __attribute__((vector_size(4 * sizeof(int))));
+#if defined(__clang__)
+#define SHUF4(x, y, p, q, r, s) __builtin_shufflevector(x, y, p, q, r, s)
+#else
+#define SHUF4(x, y, p, q, r, s) __builtin_shuffle(x, y, (vi4_t){p, q, r, s})
+#endif
+static inline vf4_t fold4(vf v)
+{
+    vf8_t lo8, hi8;
+    memcpy(&lo8, &v, sizeof lo8);
+    memcpy(&hi8, (const char *)&v + sizeof lo8, sizeof hi8);
+    vf8_t v8 = lo8 + hi8;
+    vf4_t lo4, hi4;
+    memcpy(&lo4, &v8, sizeof lo4);
+    memcpy(&hi4, (const char *)&v8 + sizeof lo4, sizeof hi4);
+    return lo4 + hi4;
+}
+/* {hsum(p), hsum(q), hsum(r), hsum(s)} (tails 0). */
+static inline vf4_t hsum4(vf p, vf q, vf r, vf s)
+{
+    vf4_t a = fold4(p), b = fold4(q), c = fold4(r), d = fold4(s);
+    vf4_t ab = SHUF4(a, b, 0, 4, 1, 5) + SHUF4(a, b, 2, 6, 3, 7); /* a02 b02 a13 b13 */
+    vf4_t cd = SHUF4(c, d, 0, 4, 1, 5) + SHUF4(c, d, 2, 6, 3, 7);
+    return SHUF4(ab, cd, 0, 1, 4, 5) + SHUF4(ab, cd, 2, 3, 6, 7);
+}
+/* One row of the block: C[i][j + q] += a_scale * (dot + tail), as matmul_nt does. */
+static inline void nt_row(float *cr, vf s0, vf s1, vf s2, vf s3, const float *ar,
+                          const float *const *bq, size_t k_main, size_t dim_k, float a_scale)
+{
+    vf4_t h = hsum4(s0, s1, s2, s3);
+    for (int q = 0; q < 4; ++q) {
+        float tail = 0.0f;
+        for (size_t k = k_main; k < dim_k; ++k)
+            tail += ar[k] * bq[q][k];
+        cr[q] += a_scale * (h[q] + tail);
+    }
+}
+static size_t matmul_nt_wide(size_t dim_i, size_t dim_j, size_t dim_k, const float *a,
+                             size_t lda, const float *b, size_t ldb, float *c, size_t ldc,
+                             float a_scale)
+{
+    size_t k_main = dim_k - dim_k % V, i_main = dim_i - dim_i % MR, j_main = dim_j - dim_j % 4;
+    for (size_t i = 0; i < i_main; i += MR) {
+        const float *a0 = a + i * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+        for (size_t j = 0; j < j_main; j += 4) {
+            const float *bq[4] = {b + j * ldb, b + (j + 1) * ldb, b + (j + 2) * ldb,
+                                  b + (j + 3) * ldb};
+            vf z = vf_splat(0.0f);
+            vf s00 = z, s01 = z, s02 = z, s03 = z, s10 = z, s11 = z, s12 = z, s13 = z;
+            vf s20 = z, s21 = z, s22 = z, s23 = z, s30 = z, s31 = z, s32 = z, s33 = z;
+            for (size_t k = 0; k < k_main; k += V) {
+                vf y0 = vf_load(bq[0] + k), y1 = vf_load(bq[1] + k);
+                vf y2 = vf_load(bq[2] + k), y3 = vf_load(bq[3] + k);
+                vf x = vf_load(a0 + k);
+                s00 = vf_mac(s00, x, y0), s01 = vf_mac(s01, x, y1);
+                s02 = vf_mac(s02, x, y2), s03 = vf_mac(s03, x, y3);
+                x = vf_load(a1 + k);
+                s10 = vf_mac(s10, x, y0), s11 = vf_mac(s11, x, y1);
+                s12 = vf_mac(s12, x, y2), s13 = vf_mac(s13, x, y3);
+                x = vf_load(a2 + k);
+                s20 = vf_mac(s20, x, y0), s21 = vf_mac(s21, x, y1);
+                s22 = vf_mac(s22, x, y2), s23 = vf_mac(s23, x, y3);
+                x = vf_load(a3 + k);
+                s30 = vf_mac(s30, x, y0), s31 = vf_mac(s31, x, y1);
+                s32 = vf_mac(s32, x, y2), s33 = vf_mac(s33, x, y3);
+            }
+            float *cr = c + i * ldc + j;
+            nt_row(cr, s00, s01, s02, s03, a0, bq, k_main, dim_k, a_scale);
+            nt_row(cr + ldc, s10, s11, s12, s13, a1, bq, k_main, dim_k, a_scale);
+            nt_row(cr + 2 * ldc, s20, s21, s22, s23, a2, bq, k_main, dim_k, a_scale);
+            nt_row(cr + 3 * ldc, s30, s31, s32, s33, a3, bq, k_main, dim_k, a_scale);
+        }
+    }
+    return j_main;
+}
+#endif
 
 /* C[i][j] += a_scale * sum_k A[i][k] * B[j][k], B transposed: dot products of contiguous rows,
- * MR rows of A against two rows of B at a time, four partial sums (lanes) per dot product. */
+ * MR rows of A against two rows of B at a time, EF_VEC partial sums (lanes) per dot product. */
 static void matmul_nt(size_t dim_i, size_t dim_j, size_t dim_k, const float *a, size_t lda,
                       const float *b, size_t ldb, float *c, size_t ldc, float a_scale)
 {
-    size_t k_main = dim_k - dim_k % 4, i_main = dim_i - dim_i % MR, j_main = dim_j - dim_j % 2;
+    size_t k_main = dim_k - dim_k % V, i_main = dim_i - dim_i % MR, j_main = dim_j - dim_j % 2;
+#ifdef NT_WIDE
+    j_main = matmul_nt_wide(dim_i, dim_j, dim_k, a, lda, b, ldb, c, ldc, a_scale);
+#else
     for (size_t i = 0; i < i_main; i += MR) {
         const float *a0 = a + i * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
         for (size_t j = 0; j < j_main; j += 2) {
             const float *b0 = b + j * ldb, *b1 = b0 + ldb;
-            v4 s00 = v4_splat(0.0f), s01 = s00, s10 = s00, s11 = s00;
-            v4 s20 = s00, s21 = s00, s30 = s00, s31 = s00;
-            for (size_t k = 0; k < k_main; k += 4) {
-                v4 y0 = v4_load(b0 + k), y1 = v4_load(b1 + k), x = v4_load(a0 + k);
-                s00 = v4_mac(s00, x, y0);
-                s01 = v4_mac(s01, x, y1);
-                x = v4_load(a1 + k);
-                s10 = v4_mac(s10, x, y0);
-                s11 = v4_mac(s11, x, y1);
-                x = v4_load(a2 + k);
-                s20 = v4_mac(s20, x, y0);
-                s21 = v4_mac(s21, x, y1);
-                x = v4_load(a3 + k);
-                s30 = v4_mac(s30, x, y0);
-                s31 = v4_mac(s31, x, y1);
+            vf s00 = vf_splat(0.0f), s01 = s00, s10 = s00, s11 = s00;
+            vf s20 = s00, s21 = s00, s30 = s00, s31 = s00;
+            for (size_t k = 0; k < k_main; k += V) {
+                vf y0 = vf_load(b0 + k), y1 = vf_load(b1 + k), x = vf_load(a0 + k);
+                s00 = vf_mac(s00, x, y0);
+                s01 = vf_mac(s01, x, y1);
+                x = vf_load(a1 + k);
+                s10 = vf_mac(s10, x, y0);
+                s11 = vf_mac(s11, x, y1);
+                x = vf_load(a2 + k);
+                s20 = vf_mac(s20, x, y0);
+                s21 = vf_mac(s21, x, y1);
+                x = vf_load(a3 + k);
+                s30 = vf_mac(s30, x, y0);
+                s31 = vf_mac(s31, x, y1);
             }
             float t[MR][2] = {{0.0f}};
             for (size_t k = k_main; k < dim_k; ++k)
@@ -198,13 +344,14 @@ static void matmul_nt(size_t dim_i, size_t dim_j, size_t dim_k, const float *a, 
             cr[3 * ldc + 1] += a_scale * hsum(s31, t[3][1]);
         }
     }
-    /* Edges: the rows below i_main, and the last column when dim_j is odd. */
+#endif
+    /* Edges: the rows below i_main, and the columns from j_main on. */
     for (size_t i = 0; i < dim_i; ++i)
         for (size_t j = i < i_main ? j_main : 0; j < dim_j; ++j) {
             const float *ai = a + i * lda, *bj = b + j * ldb;
-            v4 s = v4_splat(0.0f);
-            for (size_t k = 0; k < k_main; k += 4)
-                s = v4_mac(s, v4_load(ai + k), v4_load(bj + k));
+            vf s = vf_splat(0.0f);
+            for (size_t k = 0; k < k_main; k += V)
+                s = vf_mac(s, vf_load(ai + k), vf_load(bj + k));
             float tail = 0.0f;
             for (size_t k = k_main; k < dim_k; ++k)
                 tail += ai[k] * bj[k];
