@@ -92,7 +92,8 @@ def test_a_failing_section_is_shown_in_place(
 
 def test_cache_is_reused(report_dir: Path) -> None:
     outcomes = build_report(report_dir, report_settings(True, **TINY))
-    assert all(o.cached for o in outcomes)
+    # every section but the headline (cheap, derived from the others) comes from the cache
+    assert {o.key for o in outcomes if not o.cached} == {"headline"}
 
 
 def test_cli_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,7 +12,13 @@ from typing import Any
 
 import jinja2
 
-from edgefptt.report import hardware_section, headline_section, memory_section, training_section
+from edgefptt.report import (
+    c_section,
+    hardware_section,
+    headline_section,
+    memory_section,
+    training_section,
+)
 from edgefptt.report.section import ReportContext, Section, SectionOutcome
 from edgefptt.train.checkpoint import atomic_write
 
@@ -35,6 +41,7 @@ SECTIONS = [
         headline_section.compute,
         headline_section.render,
         compute_last=True,
+        cached=False,
     ),
     Section(
         "pareto",
@@ -49,6 +56,13 @@ SECTIONS = [
         training_section.compute,
         training_section.render,
         ("train_epochs", "train_ks", "hidden", "train_limit", "dataset", "data_dir"),
+    ),
+    Section(
+        "c_runtime",
+        "Generated C against PyTorch on this host",
+        c_section.compute,
+        c_section.render,
+        ("quick",),
     ),
 ]
 

@@ -76,6 +76,7 @@ class Section:
     render: Callable[[dict[str, Any], ReportContext], Rendered]
     settings_keys: tuple[str, ...] = ()
     compute_last: bool = False  # computed after the others (it reads their results)
+    cached: bool = True  # False: cheap and derived from other sections, always recomputed
 
     def cache_path(self, ctx: ReportContext) -> Path:
         relevant = {k: ctx.settings.get(k) for k in self.settings_keys}
@@ -88,7 +89,7 @@ class Section:
         """Compute (or reuse cached) results; a failure becomes an error shown in place."""
         cache = self.cache_path(ctx)
         try:
-            if cache.is_file() and not ctx.fresh:
+            if self.cached and cache.is_file() and not ctx.fresh:
                 results = json.loads(cache.read_text())
                 cached = True
             else:
