@@ -122,15 +122,29 @@ _NETWORK_FIELDS = set(NetworkSpec.model_fields)
 _RUN_FIELDS = set(RunSpec.model_fields)
 
 
+# The command-line option of each spec field, so that messages name what the user typed.
+CLI_OPTIONS = {
+    "input_size": "--input",
+    "hidden_size": "--hidden",
+    "num_classes": "--classes",
+    "batch_size": "--batch",
+    "seq_len": "--seq-len",
+    "partitions": "--partitions",
+    "learning_rate": "--lr",
+}
+
+
 def _message(exc: ValidationError) -> str:
-    """The first validation error as one line: 'field: what is wrong'."""
+    """The first validation error as one line: 'field (--option): what is wrong'."""
     err = exc.errors()[0]
     where = ".".join(str(part) for part in err.get("loc", ()))
+    if where in CLI_OPTIONS:
+        where = f"{where} ({CLI_OPTIONS[where]})"
     text = err.get("msg", str(exc)).removeprefix("Value error, ")
     if err.get("type") == "extra_forbidden":
         text = "unknown field"
     if err.get("type") == "missing":
-        text = "is required (give it, or start from a preset)"
+        text = "is required (give it, or start from a preset such as --preset paper-smnist)"
     return f"{where}: {text}" if where else text
 
 
