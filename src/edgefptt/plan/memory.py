@@ -92,7 +92,7 @@ class MemoryPlan:
 
 
 def paper_layout(net: NetworkSpec, run: RunSpec) -> MemoryPlan:
-    """The seed paper's static layout (shared/reference/fptt.md), exact to the byte.
+    """The seed paper's static layout (docs/workload.md), exact to the byte.
 
     params = 4 P s (W, gradient, W_bar, lam); states = (L+1) B ((I+H) + 4H + 7H + 2C) s;
     gradient scratch = B (C + 10H) s. L is the longest partition (T/K when K divides T).
