@@ -90,7 +90,7 @@ def test_tables_by_default(capsys):
         ["memory", "--preset", "paper-smnist", "--plan", "magic"],
         ["memory", "--preset", "paper-smnist", "--plan", "recompute"],
         ["memory", "--preset", "nope"],
-        ["memory", "--partitions", "2"],
+        ["memory", "--partitions", "0"],
         ["memory", "--preset", "paper-smnist", "--partitions", "two"],
         ["ops", "--preset", "paper-smnist", "--batch", "0", "--json"],
     ],

@@ -7,18 +7,19 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from edgefptt.cli import spec_options
 from edgefptt.cli.common import emit_json, human_bytes, stderr, stdout
 from edgefptt.config import make_specs
 
 
 def export_c(
     out: Path = typer.Option(..., "-o", "--out", help="Directory to write (created)."),
-    preset: str | None = typer.Option(None, "--preset", help="Start from a preset (paper-smnist)."),
-    input_size: int | None = typer.Option(None, "--input", help="Input features per step, I."),
-    hidden: int | None = typer.Option(None, "--hidden", help="LSTM units, H."),
-    classes: int | None = typer.Option(None, "--classes", help="Readout classes, C."),
-    batch: int | None = typer.Option(None, "--batch", help="Batch size, B."),
-    seq_len: int | None = typer.Option(None, "--seq-len", help="Sequence length, T."),
+    preset: str | None = spec_options.PRESET,
+    input_size: int | None = spec_options.INPUT,
+    hidden: int | None = spec_options.HIDDEN,
+    classes: int | None = spec_options.CLASSES,
+    batch: int | None = spec_options.BATCH,
+    seq_len: int | None = spec_options.SEQ_LEN,
     partitions: int | None = typer.Option(None, "--partitions", help="FPTT partitions, K."),
     dtype: str | None = typer.Option(None, "--dtype", help="fp32 or bf16 (default fp32)."),
     schedule: str = typer.Option("exact", "--schedule", help="Workload schedule (exact)."),
@@ -34,7 +35,7 @@ def export_c(
         None, "--data", help="An .npz with x (N, T, I) float and y (N,) int; first B used."
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the initial weights and synthetic batch."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    as_json: bool = spec_options.JSON,
 ) -> None:
     """Generate a C99 training routine (one static arena, no malloc) with golden.json."""
     from edgefptt.codegen import export_c as generate

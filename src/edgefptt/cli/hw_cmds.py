@@ -9,15 +9,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from edgefptt.cli.common import emit_json, human_bytes, stderr, stdout
-from edgefptt.config import NetworkSpec, RunSpec, make_specs
+from edgefptt.cli.spec_options import BATCH as _BATCH
+from edgefptt.cli.spec_options import CLASSES as _CLASSES
+from edgefptt.cli.spec_options import HIDDEN as _HIDDEN
+from edgefptt.cli.spec_options import INPUT as _INPUT
+from edgefptt.cli.spec_options import JSON as _JSON
+from edgefptt.cli.spec_options import PRESET as _PRESET
+from edgefptt.cli.spec_options import SEQ_LEN as _SEQ_LEN
+from edgefptt.cli.spec_options import specs_from_options
 from edgefptt.errors import ConfigError
 
-_PRESET = typer.Option("paper-smnist", "--preset", help="Network and run preset.")
-_INPUT = typer.Option(None, "--input", help="Input features per step, I.")
-_HIDDEN = typer.Option(None, "--hidden", help="LSTM units, H.")
-_CLASSES = typer.Option(None, "--classes", help="Readout classes, C.")
-_BATCH = typer.Option(None, "--batch", help="Batch size, B.")
-_SEQ_LEN = typer.Option(None, "--seq-len", help="Sequence length, T.")
 _SOC = typer.Option(
     None, "--soc", help="SoC preset: gemmini-bf16 or gemmini-fp32 (default: the dtype's)."
 )
@@ -36,27 +37,6 @@ _PLAN = typer.Option(
     help="Memory plan: paper, lifetime or recompute (default: paper for the "
     "paper schedule, lifetime for exact).",
 )
-_JSON = typer.Option(False, "--json", help="Print one JSON document instead of a table.")
-
-
-def _network(
-    preset: str | None,
-    input_size: int | None,
-    hidden: int | None,
-    classes: int | None,
-    batch: int | None,
-    seq_len: int | None,
-    **run_values: Any,
-) -> tuple[NetworkSpec, RunSpec]:
-    return make_specs(
-        preset,
-        input_size=input_size,
-        hidden_size=hidden,
-        num_classes=classes,
-        batch_size=batch,
-        seq_len=seq_len,
-        **run_values,
-    )
 
 
 def _soc_values(
@@ -104,7 +84,7 @@ def estimate(
     from edgefptt.hw import estimate as estimate_pass
     from edgefptt.hw import make_soc
 
-    net, run = _network(
+    net, run = specs_from_options(
         preset,
         input_size,
         hidden,
@@ -194,7 +174,7 @@ def explore(
     from edgefptt.hw import explore as sweep
     from edgefptt.hw import plot, write_csv
 
-    net, run = _network(preset, input_size, hidden, classes, batch, seq_len)
+    net, run = specs_from_options(preset, input_size, hidden, classes, batch, seq_len)
     axes = (
         _ints(mesh, "mesh"),
         _ints(cores, "cores"),

@@ -8,42 +8,19 @@ import typer
 from rich.table import Table
 
 from edgefptt.cli.common import emit_json, human_bytes, stdout
-from edgefptt.config import NetworkSpec, RunSpec, make_specs
+from edgefptt.cli.spec_options import BATCH as _BATCH
+from edgefptt.cli.spec_options import CLASSES as _CLASSES
+from edgefptt.cli.spec_options import HIDDEN as _HIDDEN
+from edgefptt.cli.spec_options import INPUT as _INPUT
+from edgefptt.cli.spec_options import JSON as _JSON
+from edgefptt.cli.spec_options import PRESET as _PRESET
+from edgefptt.cli.spec_options import SEQ_LEN as _SEQ_LEN
+from edgefptt.cli.spec_options import specs_from_options
+from edgefptt.config import NetworkSpec, RunSpec
 
-_PRESET = typer.Option(None, "--preset", help="Start from a preset (paper-smnist).")
-_INPUT = typer.Option(None, "--input", help="Input features per step, I.")
-_HIDDEN = typer.Option(None, "--hidden", help="LSTM units, H.")
-_CLASSES = typer.Option(None, "--classes", help="Readout classes, C.")
-_BATCH = typer.Option(None, "--batch", help="Batch size, B.")
-_SEQ_LEN = typer.Option(None, "--seq-len", help="Sequence length, T.")
 _PARTITIONS = typer.Option(None, "--partitions", help="FPTT partitions, K (default 1).")
 _DTYPE = typer.Option(None, "--dtype", help="Element type: fp32 or bf16 (default fp32).")
 _SCHEDULE = typer.Option(None, "--schedule", help="Workload schedule: paper or exact.")
-_JSON = typer.Option(False, "--json", help="Print one JSON document instead of a table.")
-
-
-def _specs(
-    preset: str | None,
-    input_size: int | None,
-    hidden: int | None,
-    classes: int | None,
-    batch: int | None,
-    seq_len: int | None,
-    partitions: int | None,
-    dtype: str | None,
-    schedule: str | None,
-) -> tuple[NetworkSpec, RunSpec]:
-    return make_specs(
-        preset,
-        input_size=input_size,
-        hidden_size=hidden,
-        num_classes=classes,
-        batch_size=batch,
-        seq_len=seq_len,
-        partitions=partitions,
-        dtype=dtype,
-        schedule=schedule,
-    )
 
 
 def _spec_json(net: NetworkSpec, run: RunSpec) -> dict[str, Any]:
@@ -68,8 +45,16 @@ def memory(
     """Training memory of one pass: arena size, floor and breakdown."""
     from edgefptt.plan import plan_memory
 
-    net, run = _specs(
-        preset, input_size, hidden, classes, batch, seq_len, partitions, dtype, schedule
+    net, run = specs_from_options(
+        preset,
+        input_size,
+        hidden,
+        classes,
+        batch,
+        seq_len,
+        partitions=partitions,
+        dtype=dtype,
+        schedule=schedule,
     )
     result = plan_memory(net, run, plan)
     if as_json:
@@ -109,8 +94,16 @@ def ops(
     from edgefptt.plan import count_ops
     from edgefptt.workload import build_workload
 
-    net, run = _specs(
-        preset, input_size, hidden, classes, batch, seq_len, partitions, dtype, schedule
+    net, run = specs_from_options(
+        preset,
+        input_size,
+        hidden,
+        classes,
+        batch,
+        seq_len,
+        partitions=partitions,
+        dtype=dtype,
+        schedule=schedule,
     )
     counts = {phase: c.to_dict() for phase, c in count_ops(build_workload(net, run)).items()}
     if as_json:
