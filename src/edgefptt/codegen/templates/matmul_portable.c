@@ -63,6 +63,7 @@ static inline vf vf_splat(float x) /* x - (+0) is x exactly, -0 included: one br
     return x - zero;
 }
 static inline vf vf_mac(vf acc, vf x, vf y) { return acc + x * y; }
+static inline vf vf_mul(vf x, vf y) { return x * y; }
 static inline float vf_lane(vf v, int l) { return v[l]; }
 #else
 typedef struct { float f[EF_VEC]; } vf;
@@ -79,6 +80,12 @@ static inline vf vf_mac(vf acc, vf x, vf y)
         acc.f[l] += x.f[l] * y.f[l];
     return acc;
 }
+static inline vf vf_mul(vf x, vf y)
+{
+    for (int l = 0; l < EF_VEC; ++l)
+        x.f[l] *= y.f[l];
+    return x;
+}
 static inline float vf_lane(vf v, int l) { return v.f[l]; }
 #endif
 static inline vf vf_load(const float *p) /* unaligned */
@@ -89,13 +96,61 @@ static inline vf vf_load(const float *p) /* unaligned */
 }
 static inline void vf_store(float *p, vf v) { memcpy(p, &v, sizeof v); }
 
-/* Rows of C per register block, columns (two vectors), and rows of B per cache block. */
-enum { V = EF_VEC, MR = 4, NR = 2 * EF_VEC, KC = 64 };
+/* Rows of C per register block; vectors of C per row in the block (four with 32 vector
+ * registers, AVX-512; two otherwise, so that blocks fit 16 registers); rows of B per cache
+ * block. */
+#if EF_VEC == 16
+#define NRV 4
+#else
+#define NRV 2
+#endif
+enum { V = EF_VEC, MR = 4, NR = NRV * EF_VEC, KC = 64 };
+
+/* A'[i][k] for the four rows of a block; true when all four are zero. */
+static inline int load_a4(const float *ak, size_t a_row, float a_scale, float *x)
+{
+    x[0] = ak[0], x[1] = ak[a_row], x[2] = ak[2 * a_row], x[3] = ak[3 * a_row];
+    if (x[0] == 0.0f && x[1] == 0.0f && x[2] == 0.0f && x[3] == 0.0f)
+        return 1;
+    if (a_scale != 1.0f)
+        x[0] *= a_scale, x[1] *= a_scale, x[2] *= a_scale, x[3] *= a_scale;
+    return 0;
+}
 
 /* C[i][j] += sum_k A'[i][k] * B[k][j] for one MR x NR block of C kept in registers over kn
  * values of k, with A'[i][k] = a_scale * a[i * a_row + k * a_col]. Products of A' entries that
  * are zero are skipped: they add +-0 (B is finite), and skipping them spares the long runs of
  * zero gradient deep in a long backward pass from the multiplies. */
+#if NRV == 4
+static void block_mr_nr(size_t kn, const float *a, size_t a_row, size_t a_col, const float *b,
+                        size_t ldb, float *c, size_t ldc, float a_scale)
+{
+    vf c00 = vf_load(c), c01 = vf_load(c + V), c02 = vf_load(c + 2 * V), c03 = vf_load(c + 3 * V);
+    float *c1 = c + ldc, *c2 = c + 2 * ldc, *c3 = c + 3 * ldc;
+    vf c10 = vf_load(c1), c11 = vf_load(c1 + V), c12 = vf_load(c1 + 2 * V), c13 = vf_load(c1 + 3 * V);
+    vf c20 = vf_load(c2), c21 = vf_load(c2 + V), c22 = vf_load(c2 + 2 * V), c23 = vf_load(c2 + 3 * V);
+    vf c30 = vf_load(c3), c31 = vf_load(c3 + V), c32 = vf_load(c3 + 2 * V), c33 = vf_load(c3 + 3 * V);
+    for (size_t k = 0; k < kn; ++k) {
+        float x[4];
+        if (load_a4(a + k * a_col, a_row, a_scale, x))
+            continue;
+        const float *bk = b + k * ldb;
+        vf b0 = vf_load(bk), b1 = vf_load(bk + V), b2 = vf_load(bk + 2 * V), b3 = vf_load(bk + 3 * V);
+        vf s = vf_splat(x[0]);
+        c00 = vf_mac(c00, s, b0), c01 = vf_mac(c01, s, b1), c02 = vf_mac(c02, s, b2), c03 = vf_mac(c03, s, b3);
+        s = vf_splat(x[1]);
+        c10 = vf_mac(c10, s, b0), c11 = vf_mac(c11, s, b1), c12 = vf_mac(c12, s, b2), c13 = vf_mac(c13, s, b3);
+        s = vf_splat(x[2]);
+        c20 = vf_mac(c20, s, b0), c21 = vf_mac(c21, s, b1), c22 = vf_mac(c22, s, b2), c23 = vf_mac(c23, s, b3);
+        s = vf_splat(x[3]);
+        c30 = vf_mac(c30, s, b0), c31 = vf_mac(c31, s, b1), c32 = vf_mac(c32, s, b2), c33 = vf_mac(c33, s, b3);
+    }
+    vf_store(c, c00), vf_store(c + V, c01), vf_store(c + 2 * V, c02), vf_store(c + 3 * V, c03);
+    vf_store(c1, c10), vf_store(c1 + V, c11), vf_store(c1 + 2 * V, c12), vf_store(c1 + 3 * V, c13);
+    vf_store(c2, c20), vf_store(c2 + V, c21), vf_store(c2 + 2 * V, c22), vf_store(c2 + 3 * V, c23);
+    vf_store(c3, c30), vf_store(c3 + V, c31), vf_store(c3 + 2 * V, c32), vf_store(c3 + 3 * V, c33);
+}
+#else
 static void block_mr_nr(size_t kn, const float *a, size_t a_row, size_t a_col, const float *b,
                         size_t ldb, float *c, size_t ldc, float a_scale)
 {
@@ -104,36 +159,44 @@ static void block_mr_nr(size_t kn, const float *a, size_t a_row, size_t a_col, c
     vf c20 = vf_load(c + 2 * ldc), c21 = vf_load(c + 2 * ldc + V);
     vf c30 = vf_load(c + 3 * ldc), c31 = vf_load(c + 3 * ldc + V);
     for (size_t k = 0; k < kn; ++k) {
-        const float *ak = a + k * a_col;
-        float x0 = ak[0], x1 = ak[a_row], x2 = ak[2 * a_row], x3 = ak[3 * a_row];
-        if (x0 == 0.0f && x1 == 0.0f && x2 == 0.0f && x3 == 0.0f)
+        float x[4];
+        if (load_a4(a + k * a_col, a_row, a_scale, x))
             continue;
         const float *bk = b + k * ldb;
         vf b0 = vf_load(bk), b1 = vf_load(bk + V);
-        vf s = vf_splat(x0 * a_scale);
-        c00 = vf_mac(c00, s, b0);
-        c01 = vf_mac(c01, s, b1);
-        s = vf_splat(x1 * a_scale);
-        c10 = vf_mac(c10, s, b0);
-        c11 = vf_mac(c11, s, b1);
-        s = vf_splat(x2 * a_scale);
-        c20 = vf_mac(c20, s, b0);
-        c21 = vf_mac(c21, s, b1);
-        s = vf_splat(x3 * a_scale);
-        c30 = vf_mac(c30, s, b0);
-        c31 = vf_mac(c31, s, b1);
+        vf s = vf_splat(x[0]);
+        c00 = vf_mac(c00, s, b0), c01 = vf_mac(c01, s, b1);
+        s = vf_splat(x[1]);
+        c10 = vf_mac(c10, s, b0), c11 = vf_mac(c11, s, b1);
+        s = vf_splat(x[2]);
+        c20 = vf_mac(c20, s, b0), c21 = vf_mac(c21, s, b1);
+        s = vf_splat(x[3]);
+        c30 = vf_mac(c30, s, b0), c31 = vf_mac(c31, s, b1);
     }
-    vf_store(c, c00);
-    vf_store(c + V, c01);
-    vf_store(c + ldc, c10);
-    vf_store(c + ldc + V, c11);
-    vf_store(c + 2 * ldc, c20);
-    vf_store(c + 2 * ldc + V, c21);
-    vf_store(c + 3 * ldc, c30);
-    vf_store(c + 3 * ldc + V, c31);
+    vf_store(c, c00), vf_store(c + V, c01);
+    vf_store(c + ldc, c10), vf_store(c + ldc + V, c11);
+    vf_store(c + 2 * ldc, c20), vf_store(c + 2 * ldc + V, c21);
+    vf_store(c + 3 * ldc, c30), vf_store(c + 3 * ldc + V, c31);
+}
+#endif
+
+/* One vector of columns for the four rows of a block (the columns left of NR). */
+static void block_mr_v(size_t kn, const float *a, size_t a_row, size_t a_col, const float *b,
+                       size_t ldb, float *c, size_t ldc, float a_scale)
+{
+    vf c0 = vf_load(c), c1 = vf_load(c + ldc), c2 = vf_load(c + 2 * ldc), c3 = vf_load(c + 3 * ldc);
+    for (size_t k = 0; k < kn; ++k) {
+        float x[4];
+        if (load_a4(a + k * a_col, a_row, a_scale, x))
+            continue;
+        vf bk = vf_load(b + k * ldb);
+        c0 = vf_mac(c0, vf_splat(x[0]), bk), c1 = vf_mac(c1, vf_splat(x[1]), bk);
+        c2 = vf_mac(c2, vf_splat(x[2]), bk), c3 = vf_mac(c3, vf_splat(x[3]), bk);
+    }
+    vf_store(c, c0), vf_store(c + ldc, c1), vf_store(c + 2 * ldc, c2), vf_store(c + 3 * ldc, c3);
 }
 
-/* The same for a rows x cols block at the edge of C (rows <= MR, cols < NR or rows < MR). */
+/* The same for a rows x cols block at the edge of C, element by element. */
 static void block_edge(size_t rows, size_t cols, size_t kn, const float *a, size_t a_row,
                        size_t a_col, const float *b, size_t ldb, float *c, size_t ldc,
                        float a_scale)
@@ -150,25 +213,57 @@ static void block_edge(size_t rows, size_t cols, size_t kn, const float *a, size
         }
 }
 
+/* An edge column when A is transposed (a_row == 1, A' rows contiguous): a vector of rows of C at
+ * a time, C[i][j] += sum_k A'[i][k] * B[k][j] with B[k][j] broadcast. Same k order. */
+static void column_rows(size_t rows, size_t kn, const float *a, size_t a_col, const float *b,
+                        size_t ldb, float *c, size_t ldc, float a_scale)
+{
+    size_t r_main = rows - rows % V;
+    for (size_t r = 0; r < r_main; r += V) {
+        float acc[EF_VEC];
+        for (int l = 0; l < V; ++l)
+            acc[l] = c[(r + (size_t)l) * ldc];
+        vf s = vf_load(acc);
+        for (size_t k = 0; k < kn; ++k) {
+            vf x = vf_load(a + k * a_col + r);
+            if (a_scale != 1.0f)
+                x = vf_mul(x, vf_splat(a_scale));
+            s = vf_mac(s, x, vf_splat(b[k * ldb]));
+        }
+        vf_store(acc, s);
+        for (int l = 0; l < V; ++l)
+            c[(r + (size_t)l) * ldc] = acc[l];
+    }
+    if (r_main < rows)
+        block_edge(rows - r_main, 1, kn, a + r_main, 1, a_col, b, ldb, c + r_main * ldc, ldc,
+                   a_scale);
+}
+
 /* C += A' B, B not transposed: k in blocks of KC rows of B (they stay in L1 while every block
- * of C passes over them), C in MR x NR register blocks. Each C element sums its products in
- * k order. */
+ * of C passes over them), C in MR x NR register blocks, then MR x V ones, then the edges. Each
+ * C element sums its products in k order. */
 static void matmul_nn(size_t dim_i, size_t dim_j, size_t dim_k, const float *a, size_t a_row,
                       size_t a_col, const float *b, size_t ldb, float *c, size_t ldc,
                       float a_scale)
 {
-    size_t i_main = dim_i - dim_i % MR, j_main = dim_j - dim_j % NR;
+    size_t i_main = dim_i - dim_i % MR, j_nr = dim_j - dim_j % NR, j_v = dim_j - dim_j % V;
     for (size_t k0 = 0; k0 < dim_k; k0 += KC) {
         size_t kn = dim_k - k0 < KC ? dim_k - k0 : KC;
         const float *ak = a + k0 * a_col, *bk = b + k0 * ldb;
         for (size_t i = 0; i < i_main; i += MR) {
-            for (size_t j = 0; j < j_main; j += NR)
-                block_mr_nr(kn, ak + i * a_row, a_row, a_col, bk + j, ldb, c + i * ldc + j, ldc,
-                            a_scale);
-            if (j_main < dim_j)
-                block_edge(MR, dim_j - j_main, kn, ak + i * a_row, a_row, a_col, bk + j_main,
-                           ldb, c + i * ldc + j_main, ldc, a_scale);
+            const float *ai = ak + i * a_row;
+            float *ci = c + i * ldc;
+            for (size_t j = 0; j < j_nr; j += NR)
+                block_mr_nr(kn, ai, a_row, a_col, bk + j, ldb, ci + j, ldc, a_scale);
+            for (size_t j = j_nr; j < j_v; j += V)
+                block_mr_v(kn, ai, a_row, a_col, bk + j, ldb, ci + j, ldc, a_scale);
+            if (j_v < dim_j && a_row != 1)
+                block_edge(MR, dim_j - j_v, kn, ai, a_row, a_col, bk + j_v, ldb, ci + j_v, ldc,
+                           a_scale);
         }
+        if (j_v < dim_j && a_row == 1) /* A transposed: the edge columns a vector of rows at a time */
+            for (size_t j = j_v; j < dim_j; ++j)
+                column_rows(i_main, kn, ak, a_col, bk + j, ldb, c + j, ldc, a_scale);
         if (i_main < dim_i)
             block_edge(dim_i - i_main, dim_j, kn, ak + i_main * a_row, a_row, a_col, bk, ldb,
                        c + i_main * ldc, ldc, a_scale);
@@ -217,47 +312,44 @@ static inline float hsum(vf v, float tail)
 
 #if defined(__GNUC__) && !defined(EDGEFPTT_SCALAR_MATMUL) && EF_VEC == 16
 /* Sixteen-float vectors (AVX-512, 32 registers): MR rows of A against four rows of B, sixteen
- * dot products in registers, so that B's rows are loaded once for four rows of A, and the four
- * dot products of a row reduced together. Lane by lane the result is hsum()'s: each vector
- * folded to four lanes, then (l0 + l2) + (l1 + l3) for the four at once. */
+ * dot products in registers, so that B's rows are loaded once for four rows of A. The sixteen
+ * vectors of partial sums are then reduced together, a transpose and add in four levels (each
+ * halves the lanes per dot product and doubles the dot products per vector), into one vector
+ * whose lane 4 i + q is the dot product of row i of A with row q of B. */
 #define NT_WIDE 1
-typedef int vi4_t __attribute__((vector_size(4 * sizeof(int))));
+typedef int vi16_t __attribute__((vector_size(16 * sizeof(int))));
 #if defined(__clang__)
-#define SHUF4(x, y, p, q, r, s) __builtin_shufflevector(x, y, p, q, r, s)
+#define SHUF16(x, y, ...) __builtin_shufflevector(x, y, __VA_ARGS__)
 #else
-#define SHUF4(x, y, p, q, r, s) __builtin_shuffle(x, y, (vi4_t){p, q, r, s})
+#define SHUF16(x, y, ...) __builtin_shuffle(x, y, (vi16_t){__VA_ARGS__})
 #endif
-static inline vf4_t fold4(vf v)
+/* Level 1: halves of 8 lanes; x's first, then y's. */
+static inline vf fold8(vf x, vf y)
 {
-    vf8_t lo8, hi8;
-    memcpy(&lo8, &v, sizeof lo8);
-    memcpy(&hi8, (const char *)&v + sizeof lo8, sizeof hi8);
-    vf8_t v8 = lo8 + hi8;
-    vf4_t lo4, hi4;
-    memcpy(&lo4, &v8, sizeof lo4);
-    memcpy(&hi4, (const char *)&v8 + sizeof lo4, sizeof hi4);
-    return lo4 + hi4;
+    return SHUF16(x, y, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23) +
+           SHUF16(x, y, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
 }
-/* {hsum(p), hsum(q), hsum(r), hsum(s)} (tails 0). */
-static inline vf4_t hsum4(vf p, vf q, vf r, vf s)
+/* Level 2: groups of 8 lanes into groups of 4. */
+static inline vf fold4(vf x, vf y)
 {
-    vf4_t a = fold4(p), b = fold4(q), c = fold4(r), d = fold4(s);
-    vf4_t ab = SHUF4(a, b, 0, 4, 1, 5) + SHUF4(a, b, 2, 6, 3, 7); /* a02 b02 a13 b13 */
-    vf4_t cd = SHUF4(c, d, 0, 4, 1, 5) + SHUF4(c, d, 2, 6, 3, 7);
-    return SHUF4(ab, cd, 0, 1, 4, 5) + SHUF4(ab, cd, 2, 3, 6, 7);
+    return SHUF16(x, y, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27) +
+           SHUF16(x, y, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
 }
-/* One row of the block: C[i][j + q] += a_scale * (dot + tail), as matmul_nt does. */
-static inline void nt_row(float *cr, vf s0, vf s1, vf s2, vf s3, const float *ar,
-                          const float *const *bq, size_t k_main, size_t dim_k, float a_scale)
+/* Level 3: groups of 4 into groups of 2. */
+static inline vf fold2(vf x, vf y)
 {
-    vf4_t h = hsum4(s0, s1, s2, s3);
-    for (int q = 0; q < 4; ++q) {
-        float tail = 0.0f;
-        for (size_t k = k_main; k < dim_k; ++k)
-            tail += ar[k] * bq[q][k];
-        cr[q] += a_scale * (h[q] + tail);
-    }
+    return SHUF16(x, y, 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29) +
+           SHUF16(x, y, 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
 }
+/* Level 4: groups of 2 into single lanes. */
+static inline vf fold1(vf x, vf y)
+{
+    return SHUF16(x, y, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30) +
+           SHUF16(x, y, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+}
+/* The four dot products of one row: vector s0..s3 (row i, columns 0..3) -> groups of 4. */
+static inline vf row4(vf s0, vf s1, vf s2, vf s3) { return fold4(fold8(s0, s1), fold8(s2, s3)); }
+
 static size_t matmul_nt_wide(size_t dim_i, size_t dim_j, size_t dim_k, const float *a,
                              size_t lda, const float *b, size_t ldb, float *c, size_t ldc,
                              float a_scale)
@@ -266,14 +358,13 @@ static size_t matmul_nt_wide(size_t dim_i, size_t dim_j, size_t dim_k, const flo
     for (size_t i = 0; i < i_main; i += MR) {
         const float *a0 = a + i * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
         for (size_t j = 0; j < j_main; j += 4) {
-            const float *bq[4] = {b + j * ldb, b + (j + 1) * ldb, b + (j + 2) * ldb,
-                                  b + (j + 3) * ldb};
+            const float *b0 = b + j * ldb, *b1 = b0 + ldb, *b2 = b1 + ldb, *b3 = b2 + ldb;
             vf z = vf_splat(0.0f);
             vf s00 = z, s01 = z, s02 = z, s03 = z, s10 = z, s11 = z, s12 = z, s13 = z;
             vf s20 = z, s21 = z, s22 = z, s23 = z, s30 = z, s31 = z, s32 = z, s33 = z;
             for (size_t k = 0; k < k_main; k += V) {
-                vf y0 = vf_load(bq[0] + k), y1 = vf_load(bq[1] + k);
-                vf y2 = vf_load(bq[2] + k), y3 = vf_load(bq[3] + k);
+                vf y0 = vf_load(b0 + k), y1 = vf_load(b1 + k);
+                vf y2 = vf_load(b2 + k), y3 = vf_load(b3 + k);
                 vf x = vf_load(a0 + k);
                 s00 = vf_mac(s00, x, y0), s01 = vf_mac(s01, x, y1);
                 s02 = vf_mac(s02, x, y2), s03 = vf_mac(s03, x, y3);
@@ -287,11 +378,20 @@ static size_t matmul_nt_wide(size_t dim_i, size_t dim_j, size_t dim_k, const flo
                 s30 = vf_mac(s30, x, y0), s31 = vf_mac(s31, x, y1);
                 s32 = vf_mac(s32, x, y2), s33 = vf_mac(s33, x, y3);
             }
-            float *cr = c + i * ldc + j;
-            nt_row(cr, s00, s01, s02, s03, a0, bq, k_main, dim_k, a_scale);
-            nt_row(cr + ldc, s10, s11, s12, s13, a1, bq, k_main, dim_k, a_scale);
-            nt_row(cr + 2 * ldc, s20, s21, s22, s23, a2, bq, k_main, dim_k, a_scale);
-            nt_row(cr + 3 * ldc, s30, s31, s32, s33, a3, bq, k_main, dim_k, a_scale);
+            vf dots = fold1(fold2(row4(s00, s01, s02, s03), row4(s10, s11, s12, s13)),
+                            fold2(row4(s20, s21, s22, s23), row4(s30, s31, s32, s33)));
+            float d[16];
+            vf_store(d, dots);
+            const float *ar[4] = {a0, a1, a2, a3}, *bq[4] = {b0, b1, b2, b3};
+            for (int r = 0; r < 4; ++r) {
+                float *cr = c + (i + (size_t)r) * ldc + j;
+                for (int q = 0; q < 4; ++q) {
+                    float tail = 0.0f;
+                    for (size_t k = k_main; k < dim_k; ++k)
+                        tail += ar[r][k] * bq[q][k];
+                    cr[q] += a_scale * (d[4 * r + q] + tail);
+                }
+            }
         }
     }
     return j_main;

@@ -142,45 +142,108 @@ void ef_matmul(ef_ctx *ctx, int dim_i, int dim_j, int dim_k, const ef_elem *a, c
                       repeating_bias, transpose_a, transpose_b);
 }
 
-static float sigmoid(float z) { return ef_r(1.0f / ef_r(1.0f + ef_r(expf(-z)))); }
-static float dsigmoid(float y) { return ef_r(y * ef_r(1.0f - y)); }
-static float dtanh(float y) { return ef_r(1.0f - ef_r(y * y)); }
+static inline float sigmoid(float z) { return ef_r(1.0f / ef_r(1.0f + ef_r(EF_EXPF(-z)))); }
+static inline float dsigmoid(float y) { return ef_r(y * ef_r(1.0f - y)); }
+static inline float dtanh(float y) { return ef_r(1.0f - ef_r(y * y)); }
+
+/* Element-wise kernels work on chunks of EF_CHUNK of this hart's elements: gathered from the
+ * arena into float arrays, computed by a loop of fixed length that the compiler vectorizes
+ * (ef_expf and ef_tanhf are inline float code), scattered back. The formulas are the
+ * element-by-element ones of ops.py; the chunks change nothing but the speed. */
+enum { EF_CHUNK = 32 };
+
+/* The elements of this hart among `count` dealt out cyclically from the element `first`
+ * of a row: the first, the step between them, and how many. */
+typedef struct {
+    int first, step, count;
+} ef_span;
+
+static ef_span my_span(const ef_ctx *ctx, int first, int count)
+{
+    ef_span s = {first, ctx->harts, 0};
+    if (first < count)
+        s.count = (count - first + ctx->harts - 1) / ctx->harts;
+    return s;
+}
+
+/* dst[l] = src[l * step] for l < n, zeros after (so that the whole chunk is finite). */
+static inline void gather(float *dst, const ef_elem *src, int step, int n)
+{
+    if (step == 1 && n == EF_CHUNK) {
+        for (int l = 0; l < EF_CHUNK; ++l)
+            dst[l] = ef_ld(src + l);
+        return;
+    }
+    for (int l = 0; l < EF_CHUNK; ++l)
+        dst[l] = l < n ? ef_ld(src + (size_t)l * step) : 0.0f;
+}
+
+/* dst[l * step] = src[l] for l < n (values already at the storage precision). */
+static inline void scatter(ef_elem *dst, const float *src, int step, int n)
+{
+    if (step == 1 && n == EF_CHUNK) {
+        for (int l = 0; l < EF_CHUNK; ++l)
+            ef_st(dst + l, src[l]);
+        return;
+    }
+    for (int l = 0; l < n; ++l)
+        ef_st(dst + (size_t)l * step, src[l]);
+}
 
 void ef_lstm_cell_forward(ef_ctx *ctx, int rows, int units, const ef_elem *pre, int ld_pre,
                           const ef_elem *c_prev, int ld_c_prev, ef_elem *act, int ld_act,
                           ef_elem *c, int ld_c, ef_elem *h, int ld_h, ef_elem *tanh_c,
                           int ld_tanh_c)
 {
+    float zi[EF_CHUNK], zf[EF_CHUNK], zg[EF_CHUNK], zo[EF_CHUNK], cp[EF_CHUNK];
+    float cn[EF_CHUNK], hn[EF_CHUNK], tc[EF_CHUNK];
     for (int r = 0; r < rows; ++r) {
         const ef_elem *z = pre + (size_t)r * ld_pre;
-        ef_elem *a = act + (size_t)r * ld_act; /* may alias z: each unit reads before it writes */
-        for (int j = first_col(ctx, r, units); j < units; j += ctx->harts) {
-            float i_g = sigmoid(ef_ld(z + j));
-            float f_g = sigmoid(ef_ld(z + units + j));
-            float g_g = ef_r(tanhf(ef_ld(z + 2 * units + j)));
-            float o_g = sigmoid(ef_ld(z + 3 * units + j));
-            float c_new = ef_r(ef_r(f_g * ef_ld(c_prev + (size_t)r * ld_c_prev + j)) +
-                               ef_r(i_g * g_g));
-            float tc = ef_r(tanhf(c_new));
-            ef_st(a + j, i_g);
-            ef_st(a + units + j, f_g);
-            ef_st(a + 2 * units + j, g_g);
-            ef_st(a + 3 * units + j, o_g);
-            ef_st(c + (size_t)r * ld_c + j, c_new);
-            ef_st(h + (size_t)r * ld_h + j, ef_r(o_g * tc));
+        ef_elem *a = act + (size_t)r * ld_act; /* may alias z: a chunk is read before written */
+        ef_span s = my_span(ctx, first_col(ctx, r, units), units);
+        for (int q = 0; q < s.count; q += EF_CHUNK) {
+            int n = s.count - q < EF_CHUNK ? s.count - q : EF_CHUNK;
+            size_t j = (size_t)s.first + (size_t)q * s.step;
+            gather(zi, z + j, s.step, n);
+            gather(zf, z + units + j, s.step, n);
+            gather(zg, z + 2 * units + j, s.step, n);
+            gather(zo, z + 3 * units + j, s.step, n);
+            gather(cp, c_prev + (size_t)r * ld_c_prev + j, s.step, n);
+            for (int l = 0; l < EF_CHUNK; ++l) {
+                float i_g = sigmoid(zi[l]), f_g = sigmoid(zf[l]);
+                float g_g = ef_r(EF_TANHF(zg[l])), o_g = sigmoid(zo[l]);
+                float c_new = ef_r(ef_r(f_g * cp[l]) + ef_r(i_g * g_g));
+                float t = ef_r(EF_TANHF(c_new));
+                zi[l] = i_g, zf[l] = f_g, zg[l] = g_g, zo[l] = o_g;
+                cn[l] = c_new, tc[l] = t, hn[l] = ef_r(o_g * t);
+            }
+            scatter(a + j, zi, s.step, n);
+            scatter(a + units + j, zf, s.step, n);
+            scatter(a + 2 * units + j, zg, s.step, n);
+            scatter(a + 3 * units + j, zo, s.step, n);
+            scatter(c + (size_t)r * ld_c + j, cn, s.step, n);
+            scatter(h + (size_t)r * ld_h + j, hn, s.step, n);
             if (tanh_c != NULL)
-                ef_st(tanh_c + (size_t)r * ld_tanh_c + j, tc);
+                scatter(tanh_c + (size_t)r * ld_tanh_c + j, tc, s.step, n);
         }
     }
 }
 
 void ef_lstm_gates(ef_ctx *ctx, int rows, int units, ef_elem *gates, int ld)
 {
+    float v[EF_CHUNK];
     for (int r = 0; r < rows; ++r) {
         ef_elem *z = gates + (size_t)r * ld;
-        for (int e = first_col(ctx, r, 4 * units); e < 4 * units; e += ctx->harts) {
-            float v = ef_ld(z + e);
-            ef_st(z + e, e / units == 2 ? ef_r(tanhf(v)) : sigmoid(v));
+        ef_span s = my_span(ctx, first_col(ctx, r, 4 * units), 4 * units);
+        for (int q = 0; q < s.count; q += EF_CHUNK) {
+            int n = s.count - q < EF_CHUNK ? s.count - q : EF_CHUNK;
+            size_t e = (size_t)s.first + (size_t)q * s.step;
+            gather(v, z + e, s.step, n);
+            for (int l = 0; l < EF_CHUNK; ++l) {
+                float sg = sigmoid(v[l]), th = ef_r(EF_TANHF(v[l]));
+                v[l] = (e + (size_t)l * s.step) / (size_t)units == 2 ? th : sg;
+            }
+            scatter(z + e, v, s.step, n);
         }
     }
 }
@@ -190,23 +253,39 @@ void ef_lstm_cell_backward(ef_ctx *ctx, int rows, int units, const ef_elem *dh, 
                            const ef_elem *c_prev, int ld_c_prev, const ef_elem *tanh_src,
                            int ld_tanh_src, int tanh_stored, ef_elem *dpre, int ld_dpre)
 {
+    float gi[EF_CHUNK], gf[EF_CHUNK], gg[EF_CHUNK], go[EF_CHUNK], dhv[EF_CHUNK];
+    float src[EF_CHUNK], dcv[EF_CHUNK], cp[EF_CHUNK];
     for (int r = 0; r < rows; ++r) {
         const ef_elem *a = act + (size_t)r * ld_act;
         ef_elem *d = dpre + (size_t)r * ld_dpre;
-        for (int j = first_col(ctx, r, units); j < units; j += ctx->harts) {
-            float i_g = ef_ld(a + j), f_g = ef_ld(a + units + j);
-            float g_g = ef_ld(a + 2 * units + j), o_g = ef_ld(a + 3 * units + j);
-            float dh_v = ef_ld(dh + (size_t)r * ld_dh + j);
-            float src = ef_ld(tanh_src + (size_t)r * ld_tanh_src + j);
-            float tc = tanh_stored ? src : ef_r(tanhf(src));
-            ef_elem *dc_p = dc + (size_t)r * ld_dc + j;
-            float dc_total = ef_r(ef_ld(dc_p) + ef_r(ef_r(dh_v * o_g) * dtanh(tc)));
-            float cp = ef_ld(c_prev + (size_t)r * ld_c_prev + j);
-            ef_st(d + j, ef_r(ef_r(dc_total * g_g) * dsigmoid(i_g)));
-            ef_st(d + units + j, ef_r(ef_r(dc_total * cp) * dsigmoid(f_g)));
-            ef_st(d + 2 * units + j, ef_r(ef_r(dc_total * i_g) * dtanh(g_g)));
-            ef_st(d + 3 * units + j, ef_r(ef_r(dh_v * tc) * dsigmoid(o_g)));
-            ef_st(dc_p, ef_r(dc_total * f_g));
+        ef_elem *dc_r = dc + (size_t)r * ld_dc;
+        ef_span s = my_span(ctx, first_col(ctx, r, units), units);
+        for (int q = 0; q < s.count; q += EF_CHUNK) {
+            int n = s.count - q < EF_CHUNK ? s.count - q : EF_CHUNK;
+            size_t j = (size_t)s.first + (size_t)q * s.step;
+            gather(gi, a + j, s.step, n);
+            gather(gf, a + units + j, s.step, n);
+            gather(gg, a + 2 * units + j, s.step, n);
+            gather(go, a + 3 * units + j, s.step, n);
+            gather(dhv, dh + (size_t)r * ld_dh + j, s.step, n);
+            gather(src, tanh_src + (size_t)r * ld_tanh_src + j, s.step, n);
+            gather(dcv, dc_r + j, s.step, n);
+            gather(cp, c_prev + (size_t)r * ld_c_prev + j, s.step, n);
+            for (int l = 0; l < EF_CHUNK; ++l) {
+                float i_g = gi[l], f_g = gf[l], g_g = gg[l], o_g = go[l], dh_v = dhv[l];
+                float tc = tanh_stored ? src[l] : ef_r(EF_TANHF(src[l]));
+                float dc_total = ef_r(dcv[l] + ef_r(ef_r(dh_v * o_g) * dtanh(tc)));
+                gi[l] = ef_r(ef_r(dc_total * g_g) * dsigmoid(i_g));
+                gf[l] = ef_r(ef_r(dc_total * cp[l]) * dsigmoid(f_g));
+                gg[l] = ef_r(ef_r(dc_total * i_g) * dtanh(g_g));
+                go[l] = ef_r(ef_r(dh_v * tc) * dsigmoid(o_g));
+                dcv[l] = ef_r(dc_total * f_g);
+            }
+            scatter(d + j, gi, s.step, n);
+            scatter(d + units + j, gf, s.step, n);
+            scatter(d + 2 * units + j, gg, s.step, n);
+            scatter(d + 3 * units + j, go, s.step, n);
+            scatter(dc_r + j, dcv, s.step, n);
         }
     }
 }
@@ -248,31 +327,59 @@ void ef_record_loss(ef_ctx *ctx, float *losses, int partition, const ef_elem *lo
         losses[partition] = ef_ld(loss);
 }
 
-/* db += scale * (sum of the rows), column j on hart j mod harts, rows added in order. */
+/* db += scale * (sum of the rows), column j on hart j mod harts, rows added in order (a chunk
+ * of this hart's columns at a time, row after row, so that the rows are read along). */
 void ef_bias_grad(ef_ctx *ctx, int rows, int cols, const ef_elem *values, int ld,
                   ef_elem *db, float scale)
 {
-    for (int j = ctx->hart; j < cols; j += ctx->harts) {
-        float acc = ef_ld(values + j);
-        for (int r = 1; r < rows; ++r)
-            acc = ef_r(acc + ef_ld(values + (size_t)r * ld + j));
-        ef_st(db + j, ef_r(ef_ld(db + j) + ef_r(acc * scale)));
+    float acc[EF_CHUNK], v[EF_CHUNK];
+    ef_span s = my_span(ctx, ctx->hart, cols);
+    for (int q = 0; q < s.count; q += EF_CHUNK) {
+        int n = s.count - q < EF_CHUNK ? s.count - q : EF_CHUNK;
+        size_t j = (size_t)s.first + (size_t)q * s.step;
+        gather(acc, values + j, s.step, n);
+        for (int r = 1; r < rows; ++r) {
+            gather(v, values + (size_t)r * ld + j, s.step, n);
+            for (int l = 0; l < EF_CHUNK; ++l)
+                acc[l] = ef_r(acc[l] + v[l]);
+        }
+        gather(v, db + j, s.step, n);
+        for (int l = 0; l < EF_CHUNK; ++l)
+            v[l] = ef_r(v[l] + ef_r(acc[l] * scale));
+        scatter(db + j, v, s.step, n);
     }
 }
 
-/* The fused FPTT-SGD loop of the seed paper (edgefptt/edge/ops.py fptt_sgd). */
-void ef_fptt_sgd(ef_ctx *ctx, int n, ef_elem *w, ef_elem *grad, ef_elem *w_bar, ef_elem *lam,
-                 float lr, float alpha, float beta, float beta_over_alpha, float linear_coef)
+/* The fused FPTT-SGD loop of the seed paper (edgefptt/edge/ops.py fptt_sgd), on chunks of this
+ * hart's parameters. */
+void ef_fptt_sgd(ef_ctx *ctx, int n_params, ef_elem *w, ef_elem *grad, ef_elem *w_bar,
+                 ef_elem *lam, float lr, float alpha, float beta, float beta_over_alpha,
+                 float linear_coef)
 {
-    for (int i = ctx->hart; i < n; i += ctx->harts) {
-        float wv = ef_ld(w + i), wb = ef_ld(w_bar + i), lv = ef_ld(lam + i);
-        float linear = linear_coef == 1.0f ? lv : ef_r(linear_coef * lv);
-        wv = ef_r(wv - ef_r(lr * ef_r(ef_r(ef_ld(grad + i) - linear) + ef_r(alpha * ef_r(wv - wb)))));
-        lv = ef_r(lv - ef_r(alpha * ef_r(wv - wb)));
-        float mixed = beta == 0.5f ? ef_r(0.5f * ef_r(wb + wv)) : ef_r(wb + ef_r(beta * ef_r(wv - wb)));
-        ef_st(w + i, wv);
-        ef_st(lam + i, lv);
-        ef_st(w_bar + i, ef_r(mixed - ef_r(beta_over_alpha * lv)));
-        ef_st(grad + i, 0.0f);
+    float wv[EF_CHUNK], wb[EF_CHUNK], lv[EF_CHUNK], gv[EF_CHUNK];
+    const float zeros[EF_CHUNK] = {0.0f};
+    ef_span s = my_span(ctx, ctx->hart, n_params);
+    for (int q = 0; q < s.count; q += EF_CHUNK) {
+        int n = s.count - q < EF_CHUNK ? s.count - q : EF_CHUNK;
+        size_t i = (size_t)s.first + (size_t)q * s.step;
+        gather(wv, w + i, s.step, n);
+        gather(wb, w_bar + i, s.step, n);
+        gather(lv, lam + i, s.step, n);
+        gather(gv, grad + i, s.step, n);
+        for (int l = 0; l < EF_CHUNK; ++l) {
+            float linear = linear_coef == 1.0f ? lv[l] : ef_r(linear_coef * lv[l]);
+            float w_new = ef_r(wv[l] - ef_r(lr * ef_r(ef_r(gv[l] - linear) +
+                                                       ef_r(alpha * ef_r(wv[l] - wb[l])))));
+            float l_new = ef_r(lv[l] - ef_r(alpha * ef_r(w_new - wb[l])));
+            float mixed = beta == 0.5f ? ef_r(0.5f * ef_r(wb[l] + w_new))
+                                       : ef_r(wb[l] + ef_r(beta * ef_r(w_new - wb[l])));
+            wv[l] = w_new;
+            lv[l] = l_new;
+            wb[l] = ef_r(mixed - ef_r(beta_over_alpha * l_new));
+        }
+        scatter(w + i, wv, s.step, n);
+        scatter(lam + i, lv, s.step, n);
+        scatter(w_bar + i, wb, s.step, n);
+        scatter(grad + i, zeros, s.step, n);
     }
 }

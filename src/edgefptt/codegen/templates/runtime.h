@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <math.h>
+#include <string.h>
 
 #include "config.h"
 
@@ -66,6 +68,80 @@ static inline void ef_st(ef_elem *p, float v)
     *p = v;
 #endif
 }
+
+/* ------------------------------------------------------------------ exp and tanh in fp32
+ * Our own e^x and tanh(x), written with float operations and bit moves only, so that a loop of
+ * them vectorizes (libm's expf/tanhf are calls, one element at a time, and glibc's tanhf goes
+ * through expm1f). Accuracy, measured against float64 over dense samples of the float line
+ * (tests/test_codegen_math.py): within 2 ulp of the correctly rounded result, NaN and +-inf as
+ * IEEE says. bf16 builds keep libm, whose results the bf16 tolerance was set against. */
+static inline float ef_bits_to_float(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static inline uint32_t ef_float_to_bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+/* e^x: x = k ln2 + r with |r| <= ln2 / 2 (Cody-Waite: ln2 in a high part that k times it is
+ * exact and a low part), e^r by its Taylor polynomial to r^7 (truncation below 0.1 ulp), then
+ * times 2^k as two powers of two (so that results near overflow and in the subnormal range
+ * are rounded once the IEEE way). k comes from the bits of x / ln2 + 1.5 * 2^23: no float to
+ * int conversion, so NaN is no undefined behaviour (it stays NaN through r). */
+static inline float ef_expf(float x)
+{
+    const float shifter = 0x1.8p23f;
+    x = x < -104.0f ? -104.0f : x; /* e^-104 is below half the least subnormal: 0 */
+    x = x > 89.0f ? 89.0f : x;     /* e^89 overflows: +inf */
+    float t = x * 0x1.715476p+0f + shifter;
+    float kf = t - shifter;
+    float r = x - kf * 0x1.62e4p-1f;
+    r = r - kf * 0x1.7f7d1cp-20f;
+    float p = 0x1.a01a02p-13f; /* 1/7! */
+    p = p * r + 0x1.6c16c2p-10f; /* 1/6! */
+    p = p * r + 0x1.111112p-7f;  /* 1/5! */
+    p = p * r + 0x1.555556p-5f;  /* 1/4! */
+    p = p * r + 0x1.555556p-3f;  /* 1/3! */
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    int32_t k = (int32_t)(ef_float_to_bits(t) - ef_float_to_bits(shifter));
+    int32_t k1 = k / 2, k2 = k - k1;
+    return p * ef_bits_to_float((uint32_t)(k1 + 127) << 23) *
+           ef_bits_to_float((uint32_t)(k2 + 127) << 23);
+}
+
+/* tanh(x): below |x| = 0.625 the odd polynomial x + x^3 P(x^2) (P fitted by least squares
+ * on the relative error, tools-free: see the test), above it 1 - 2 / (e^(2|x|) + 1), where no
+ * cancellation is left to lose digits; the sign put back last. */
+static inline float ef_tanhf(float x)
+{
+    float ax = fabsf(x);
+    float big = 1.0f - 2.0f / (ef_expf(2.0f * ax) + 1.0f);
+    float u = ax * ax;
+    float p = 0x1.1d7a58p-9f;
+    p = p * u - 0x1.0d302ep-7f;
+    p = p * u + 0x1.63c9a2p-6f;
+    p = p * u - 0x1.b9f416p-5f;
+    p = p * u + 0x1.111082p-3f;
+    p = p * u - 0x1.555554p-2f;
+    float small = ax + ax * u * p;
+    return copysignf(ax < 0.625f ? small : big, x);
+}
+
+#if EDGEFPTT_BF16
+#define EF_EXPF expf
+#define EF_TANHF tanhf
+#else
+#define EF_EXPF ef_expf
+#define EF_TANHF ef_tanhf
+#endif
 
 uint64_t ef_counter(void);
 void ef_barrier(ef_ctx *ctx);
