@@ -62,21 +62,22 @@ def make(
     cflags: str | None = None,
     binary: str | None = None,
     *,
-    native: bool = False,
+    portable: bool = False,
     flush_subnormals: bool = False,
 ) -> Path:
     """Run ``make <target>`` in an export directory; returns the binary's path.
 
-    ``native`` and ``flush_subnormals`` set the host build's NATIVE=1 (-march=native,
-    -ffp-contract=fast) and FLUSH_SUBNORMALS=1 (x86 FTZ|DAZ) Makefile variables.
+    ``portable`` and ``flush_subnormals`` set the host build's PORTABLE=1 (the compiler's
+    baseline ISA instead of -march=native, no FMA contraction) and FLUSH_SUBNORMALS=1 (x86
+    FTZ|DAZ) Makefile variables.
     """
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}")
     args = ["make", "-s", "-C", str(out_dir), target]
     if cflags is not None:
         args.append(f"CFLAGS={cflags}")
-    if native:
-        args.append("NATIVE=1")
+    if portable:
+        args.append("PORTABLE=1")
     if flush_subnormals:
         args.append("FLUSH_SUBNORMALS=1")
     name = TARGETS[target]

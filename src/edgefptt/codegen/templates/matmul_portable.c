@@ -347,6 +347,22 @@ static inline vf fold1(vf x, vf y)
     return SHUF16(x, y, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30) +
            SHUF16(x, y, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
 }
+/* Lanes from `first` on kept (all bits set), the ones before it zero. */
+static inline vi16_t tail_mask(size_t first)
+{
+    const vi16_t lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    const vi16_t from = {0};
+    return lane >= from + (int)first; /* -1 (all ones) where true */
+}
+/* x with the lanes where keep is 0 set to +0 exactly (a bitwise and: no arithmetic on them). */
+static inline vf vf_and(vf x, vi16_t keep)
+{
+    vi16_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    bits &= keep;
+    memcpy(&x, &bits, sizeof x);
+    return x;
+}
 /* The four dot products of one row: vector s0..s3 (row i, columns 0..3) -> groups of 4. */
 static inline vf row4(vf s0, vf s1, vf s2, vf s3) { return fold4(fold8(s0, s1), fold8(s2, s3)); }
 
@@ -378,19 +394,34 @@ static size_t matmul_nt_wide(size_t dim_i, size_t dim_j, size_t dim_k, const flo
                 s30 = vf_mac(s30, x, y0), s31 = vf_mac(s31, x, y1);
                 s32 = vf_mac(s32, x, y2), s33 = vf_mac(s33, x, y3);
             }
+            if (k_main < dim_k) { /* the last V of k, the lanes already summed masked off */
+                size_t k = dim_k - V;
+                vi16_t keep = tail_mask(k_main - k);
+                vf y0 = vf_and(vf_load(b0 + k), keep), y1 = vf_and(vf_load(b1 + k), keep);
+                vf y2 = vf_and(vf_load(b2 + k), keep), y3 = vf_and(vf_load(b3 + k), keep);
+                vf x = vf_and(vf_load(a0 + k), keep);
+                s00 = vf_mac(s00, x, y0), s01 = vf_mac(s01, x, y1);
+                s02 = vf_mac(s02, x, y2), s03 = vf_mac(s03, x, y3);
+                x = vf_and(vf_load(a1 + k), keep);
+                s10 = vf_mac(s10, x, y0), s11 = vf_mac(s11, x, y1);
+                s12 = vf_mac(s12, x, y2), s13 = vf_mac(s13, x, y3);
+                x = vf_and(vf_load(a2 + k), keep);
+                s20 = vf_mac(s20, x, y0), s21 = vf_mac(s21, x, y1);
+                s22 = vf_mac(s22, x, y2), s23 = vf_mac(s23, x, y3);
+                x = vf_and(vf_load(a3 + k), keep);
+                s30 = vf_mac(s30, x, y0), s31 = vf_mac(s31, x, y1);
+                s32 = vf_mac(s32, x, y2), s33 = vf_mac(s33, x, y3);
+            }
             vf dots = fold1(fold2(row4(s00, s01, s02, s03), row4(s10, s11, s12, s13)),
                             fold2(row4(s20, s21, s22, s23), row4(s30, s31, s32, s33)));
-            float d[16];
-            vf_store(d, dots);
-            const float *ar[4] = {a0, a1, a2, a3}, *bq[4] = {b0, b1, b2, b3};
-            for (int r = 0; r < 4; ++r) {
+            dots = dots * vf_splat(a_scale);
+            for (int r = 0; r < 4; ++r) { /* C row i + r, columns j..j+3: lanes 4r..4r+3 */
                 float *cr = c + (i + (size_t)r) * ldc + j;
-                for (int q = 0; q < 4; ++q) {
-                    float tail = 0.0f;
-                    for (size_t k = k_main; k < dim_k; ++k)
-                        tail += ar[r][k] * bq[q][k];
-                    cr[q] += a_scale * (d[4 * r + q] + tail);
-                }
+                vf4_t cv, dv;
+                memcpy(&cv, cr, sizeof cv);
+                memcpy(&dv, (const float *)&dots + 4 * r, sizeof dv);
+                cv += dv;
+                memcpy(cr, &cv, sizeof cv);
             }
         }
     }
@@ -405,7 +436,8 @@ static void matmul_nt(size_t dim_i, size_t dim_j, size_t dim_k, const float *a, 
 {
     size_t k_main = dim_k - dim_k % V, i_main = dim_i - dim_i % MR, j_main = dim_j - dim_j % 2;
 #ifdef NT_WIDE
-    j_main = matmul_nt_wide(dim_i, dim_j, dim_k, a, lda, b, ldb, c, ldc, a_scale);
+    /* i_main rows, j_main columns by four rows of B; dots shorter than a vector go below */
+    j_main = dim_k >= V ? matmul_nt_wide(dim_i, dim_j, dim_k, a, lda, b, ldb, c, ldc, a_scale) : 0;
 #else
     for (size_t i = 0; i < i_main; i += MR) {
         const float *a0 = a + i * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
