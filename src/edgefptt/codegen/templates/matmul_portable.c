@@ -122,6 +122,13 @@ static inline int load_a4(const float *ak, size_t a_row, float a_scale, float *x
  * are zero are skipped: they add +-0 (B is finite), and skipping them spares the long runs of
  * zero gradient deep in a long backward pass from the multiplies. */
 #if NRV == 4
+/* With 32 registers: the scalars of A are broadcast straight from memory (a load, no shuffle),
+ * and a_scale, when it is not 1, scales the row of B instead (the same products up to one
+ * rounding). */
+static inline int all_zero4(const float *ak, size_t a_row)
+{
+    return ak[0] == 0.0f && ak[a_row] == 0.0f && ak[2 * a_row] == 0.0f && ak[3 * a_row] == 0.0f;
+}
 static void block_mr_nr(size_t kn, const float *a, size_t a_row, size_t a_col, const float *b,
                         size_t ldb, float *c, size_t ldc, float a_scale)
 {
@@ -130,19 +137,22 @@ static void block_mr_nr(size_t kn, const float *a, size_t a_row, size_t a_col, c
     vf c10 = vf_load(c1), c11 = vf_load(c1 + V), c12 = vf_load(c1 + 2 * V), c13 = vf_load(c1 + 3 * V);
     vf c20 = vf_load(c2), c21 = vf_load(c2 + V), c22 = vf_load(c2 + 2 * V), c23 = vf_load(c2 + 3 * V);
     vf c30 = vf_load(c3), c31 = vf_load(c3 + V), c32 = vf_load(c3 + 2 * V), c33 = vf_load(c3 + 3 * V);
+    vf sc = vf_splat(a_scale);
     for (size_t k = 0; k < kn; ++k) {
-        float x[4];
-        if (load_a4(a + k * a_col, a_row, a_scale, x))
+        const float *ak = a + k * a_col;
+        if (all_zero4(ak, a_row))
             continue;
         const float *bk = b + k * ldb;
         vf b0 = vf_load(bk), b1 = vf_load(bk + V), b2 = vf_load(bk + 2 * V), b3 = vf_load(bk + 3 * V);
-        vf s = vf_splat(x[0]);
+        if (a_scale != 1.0f)
+            b0 = b0 * sc, b1 = b1 * sc, b2 = b2 * sc, b3 = b3 * sc;
+        vf s = vf_splat(ak[0]);
         c00 = vf_mac(c00, s, b0), c01 = vf_mac(c01, s, b1), c02 = vf_mac(c02, s, b2), c03 = vf_mac(c03, s, b3);
-        s = vf_splat(x[1]);
+        s = vf_splat(ak[a_row]);
         c10 = vf_mac(c10, s, b0), c11 = vf_mac(c11, s, b1), c12 = vf_mac(c12, s, b2), c13 = vf_mac(c13, s, b3);
-        s = vf_splat(x[2]);
+        s = vf_splat(ak[2 * a_row]);
         c20 = vf_mac(c20, s, b0), c21 = vf_mac(c21, s, b1), c22 = vf_mac(c22, s, b2), c23 = vf_mac(c23, s, b3);
-        s = vf_splat(x[3]);
+        s = vf_splat(ak[3 * a_row]);
         c30 = vf_mac(c30, s, b0), c31 = vf_mac(c31, s, b1), c32 = vf_mac(c32, s, b2), c33 = vf_mac(c33, s, b3);
     }
     vf_store(c, c00), vf_store(c + V, c01), vf_store(c + 2 * V, c02), vf_store(c + 3 * V, c03);
