@@ -106,12 +106,18 @@ static inline void vf_store(float *p, vf v) { memcpy(p, &v, sizeof v); }
 #endif
 enum { V = EF_VEC, MR = 4, NR = NRV * EF_VEC, KC = 64 };
 
+/* True when A[i][k] is zero for all four rows of a block (their products are skipped). */
+static inline int all_zero4(const float *ak, size_t a_row)
+{
+    return ak[0] == 0.0f && ak[a_row] == 0.0f && ak[2 * a_row] == 0.0f && ak[3 * a_row] == 0.0f;
+}
+
 /* A'[i][k] for the four rows of a block; true when all four are zero. */
 static inline int load_a4(const float *ak, size_t a_row, float a_scale, float *x)
 {
-    x[0] = ak[0], x[1] = ak[a_row], x[2] = ak[2 * a_row], x[3] = ak[3 * a_row];
-    if (x[0] == 0.0f && x[1] == 0.0f && x[2] == 0.0f && x[3] == 0.0f)
+    if (all_zero4(ak, a_row))
         return 1;
+    x[0] = ak[0], x[1] = ak[a_row], x[2] = ak[2 * a_row], x[3] = ak[3 * a_row];
     if (a_scale != 1.0f)
         x[0] *= a_scale, x[1] *= a_scale, x[2] *= a_scale, x[3] *= a_scale;
     return 0;
@@ -125,10 +131,6 @@ static inline int load_a4(const float *ak, size_t a_row, float a_scale, float *x
 /* With 32 registers: the scalars of A are broadcast straight from memory (a load, no shuffle),
  * and a_scale, when it is not 1, scales the row of B instead (the same products up to one
  * rounding). */
-static inline int all_zero4(const float *ak, size_t a_row)
-{
-    return ak[0] == 0.0f && ak[a_row] == 0.0f && ak[2 * a_row] == 0.0f && ak[3 * a_row] == 0.0f;
-}
 static void block_mr_nr(size_t kn, const float *a, size_t a_row, size_t a_col, const float *b,
                         size_t ldb, float *c, size_t ldc, float a_scale)
 {

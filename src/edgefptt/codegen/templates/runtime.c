@@ -166,6 +166,18 @@ static ef_span my_span(const ef_ctx *ctx, int first, int count)
     return s;
 }
 
+/* Chunk q (a multiple of EF_CHUNK) of a span: how many elements it holds, and the index of
+ * its first. */
+static inline int chunk_len(ef_span s, int q)
+{
+    return s.count - q < EF_CHUNK ? s.count - q : EF_CHUNK;
+}
+
+static inline size_t chunk_at(ef_span s, int q)
+{
+    return (size_t)s.first + (size_t)q * s.step;
+}
+
 /* dst[l] = src[l * step] for l < n, zeros after (so that the whole chunk is finite). */
 static inline void gather(float *dst, const ef_elem *src, int step, int n)
 {
@@ -202,8 +214,8 @@ void ef_lstm_cell_forward(ef_ctx *ctx, int rows, int units, const ef_elem *pre, 
         ef_elem *a = act + (size_t)r * ld_act; /* may alias z: a chunk is read before written */
         ef_span s = my_span(ctx, first_col(ctx, r, units), units);
         for (int q = 0; q < s.count; q += EF_CHUNK) {
-            int n = s.count - q < EF_CHUNK ? s.count - q : EF_CHUNK;
-            size_t j = (size_t)s.first + (size_t)q * s.step;
+            int n = chunk_len(s, q);
+            size_t j = chunk_at(s, q);
             gather(zi, z + j, s.step, n);
             gather(zf, z + units + j, s.step, n);
             gather(zg, z + 2 * units + j, s.step, n);
@@ -236,8 +248,8 @@ void ef_lstm_gates(ef_ctx *ctx, int rows, int units, ef_elem *gates, int ld)
         ef_elem *z = gates + (size_t)r * ld;
         ef_span s = my_span(ctx, first_col(ctx, r, 4 * units), 4 * units);
         for (int q = 0; q < s.count; q += EF_CHUNK) {
-            int n = s.count - q < EF_CHUNK ? s.count - q : EF_CHUNK;
-            size_t e = (size_t)s.first + (size_t)q * s.step;
+            int n = chunk_len(s, q);
+            size_t e = chunk_at(s, q);
             gather(v, z + e, s.step, n);
             for (int l = 0; l < EF_CHUNK; ++l) {
                 float sg = sigmoid(v[l]), th = ef_r(EF_TANHF(v[l]));
@@ -261,8 +273,8 @@ void ef_lstm_cell_backward(ef_ctx *ctx, int rows, int units, const ef_elem *dh, 
         ef_elem *dc_r = dc + (size_t)r * ld_dc;
         ef_span s = my_span(ctx, first_col(ctx, r, units), units);
         for (int q = 0; q < s.count; q += EF_CHUNK) {
-            int n = s.count - q < EF_CHUNK ? s.count - q : EF_CHUNK;
-            size_t j = (size_t)s.first + (size_t)q * s.step;
+            int n = chunk_len(s, q);
+            size_t j = chunk_at(s, q);
             gather(gi, a + j, s.step, n);
             gather(gf, a + units + j, s.step, n);
             gather(gg, a + 2 * units + j, s.step, n);
@@ -335,8 +347,8 @@ void ef_bias_grad(ef_ctx *ctx, int rows, int cols, const ef_elem *values, int ld
     float acc[EF_CHUNK], v[EF_CHUNK];
     ef_span s = my_span(ctx, ctx->hart, cols);
     for (int q = 0; q < s.count; q += EF_CHUNK) {
-        int n = s.count - q < EF_CHUNK ? s.count - q : EF_CHUNK;
-        size_t j = (size_t)s.first + (size_t)q * s.step;
+        int n = chunk_len(s, q);
+        size_t j = chunk_at(s, q);
         gather(acc, values + j, s.step, n);
         for (int r = 1; r < rows; ++r) {
             gather(v, values + (size_t)r * ld + j, s.step, n);
@@ -360,8 +372,8 @@ void ef_fptt_sgd(ef_ctx *ctx, int n_params, ef_elem *w, ef_elem *grad, ef_elem *
     const float zeros[EF_CHUNK] = {0.0f};
     ef_span s = my_span(ctx, ctx->hart, n_params);
     for (int q = 0; q < s.count; q += EF_CHUNK) {
-        int n = s.count - q < EF_CHUNK ? s.count - q : EF_CHUNK;
-        size_t i = (size_t)s.first + (size_t)q * s.step;
+        int n = chunk_len(s, q);
+        size_t i = chunk_at(s, q);
         gather(wv, w + i, s.step, n);
         gather(wb, w_bar + i, s.step, n);
         gather(lv, lam + i, s.step, n);
