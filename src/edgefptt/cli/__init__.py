@@ -13,7 +13,16 @@ import traceback
 import typer
 from typer.exceptions import Abort, Exit, TyperException
 
-from edgefptt.cli import deploy_cmds, hw_cmds, plan_cmds, report_cmds, speech_cmds, train_cmds
+from edgefptt.cli import (
+    data_cmds,
+    deploy_cmds,
+    hw_cmds,
+    learn_cmds,
+    plan_cmds,
+    report_cmds,
+    speech_cmds,
+    train_cmds,
+)
 from edgefptt.cli.common import stderr
 from edgefptt.errors import TrainingInterrupted, TrainingStopped, UserInputError
 
@@ -30,6 +39,8 @@ hw_cmds.register(app)
 deploy_cmds.register(app)
 speech_cmds.register(app)
 report_cmds.register(app)
+data_cmds.register(app)
+learn_cmds.register(app)
 
 
 def _fail(message: str, code: int) -> int:
