@@ -12,7 +12,7 @@ from typing import Any
 import jinja2
 import numpy as np
 
-from edgefptt.codegen.program import Call, Stmt, count_calls, float_literal, lower
+from edgefptt.codegen.program import Call, Stmt, count_calls, float_literal, lower, rebase
 from edgefptt.config import NetworkSpec, RunSpec
 from edgefptt.edge.bf16 import Rounding, to_bf16_bits
 from edgefptt.plan.memory import MemoryPlan
@@ -47,6 +47,9 @@ STATIC_FILES = (
     "matmul_gemmini.c",
     "edgefptt.h",
     "main.c",
+    "learner.h",
+    "learner.c",
+    "learn_main.c",
 )
 RENDERED_FILES = {"config.h": "config.h.j2", "model.c": "model.c.j2", "data.c": "data.c.j2",
                   "Makefile": "Makefile.j2"}  # fmt: skip
@@ -133,6 +136,8 @@ def render(
     size = run.element_bytes
     train = lower(workload)
     infer = lower(workload, lambda k: k.phase == "forward")
+    # Evaluation (the learner's) runs the same forward kernels on W_bar, as the host does.
+    infer_bar = rebase(infer, {f"buf_{name}": f"buf_{name}_bar" for name in PARAMS})
     buffers = []
     for alloc in plan.allocations:
         buf = workload.buffers[alloc.name]
@@ -156,6 +161,11 @@ def render(
         "train_statements": count_calls(train),
         "train_body": "\n".join(render_program(train)),
         "infer_body": "\n".join(render_program(infer)),
+        "infer_bar_body": "\n".join(render_program(infer_bar)),
+        "learning_rate": float_literal(run.learning_rate),
+        "alpha": float_literal(run.alpha),
+        "beta": float_literal(run.beta),
+        "linear_coef": float_literal(run.linear_coef),
         "params": [
             {
                 "name": name,
@@ -166,6 +176,7 @@ def render(
             for name in PARAMS
         ],
         "bars": [f"buf_{name}_bar" for name in PARAMS],
+        "lams": [f"buf_{name}_lam" for name in PARAMS],
         "param_sizes": [int(np.prod(shapes[name])) for name in PARAMS],
         "carry_elements": run.batch_size * net.hidden_size,
         "logits_elements": run.batch_size * net.num_classes,
@@ -198,7 +209,8 @@ def write(out_dir: Path, rendered: Rendered, golden: dict[str, Any]) -> list[str
     for name, text in rendered.files.items():
         (out_dir / name).write_text(text)
     (out_dir / "golden.json").write_text(json.dumps(golden, indent=2) + "\n")
-    for stale in ("train_host", "train_riscv", "train_sanitize"):  # built for another export
+    # Binaries built for another export.
+    for stale in ("train_host", "train_riscv", "train_sanitize", "learn_host", "learn_riscv"):
         target = out_dir / stale
         if target.is_file():
             target.unlink()

@@ -9,11 +9,15 @@ The first B samples are embedded.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edgefptt.config import NetworkSpec, RunSpec
 from edgefptt.errors import CheckpointError, ConfigError, DataError
+
+if TYPE_CHECKING:  # torch is imported only when a checkpoint is read
+    from edgefptt.models import SequenceClassifier
 
 
 def seeded_params(net: NetworkSpec, seed: int = 0) -> dict[str, np.ndarray]:
@@ -29,8 +33,11 @@ def seeded_params(net: NetworkSpec, seed: int = 0) -> dict[str, np.ndarray]:
 def checkpoint_params(path: Path) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     """Edge parameters of a trained edgefptt checkpoint, and its sizes {input_size, ...}.
 
-    Only a one-layer LSTM with a last-step readout has the edge layout; anything else is a
-    ConfigError that says so.
+    The parameters are the ones the checkpoint is evaluated with: for a checkpoint with FPTT
+    state that is the running average W_bar (of every parameter FPTT manages), otherwise W.
+    ``export-c --weights`` and ``train --init`` both read weights through this function, so
+    the device and the host start from the same numbers. Only a one-layer LSTM with a
+    last-step readout has the edge layout; anything else is a ConfigError that says so.
     """
     from edgefptt.models import SequenceClassifier, model_to_edge
     from edgefptt.train.checkpoint import load_checkpoint
@@ -52,7 +59,7 @@ def checkpoint_params(path: Path) -> tuple[dict[str, np.ndarray], dict[str, int]
         int(data["input_size"]), int(config["hidden"]), int(data["num_outputs"]), 1, "lstm", "last"
     )
     try:
-        model.load_state_dict(document["model"])
+        model.load_state_dict(_evaluated_weights(document, model, path))
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: the model weights do not fit its config ({exc})") from None
     sizes = {
@@ -61,6 +68,35 @@ def checkpoint_params(path: Path) -> tuple[dict[str, np.ndarray], dict[str, int]
         "num_classes": int(data["num_outputs"]),
     }
     return model_to_edge(model), sizes
+
+
+def _evaluated_weights(
+    document: dict[str, Any], model: SequenceClassifier, path: Path
+) -> dict[str, Any]:
+    """The checkpoint's model state with W_bar in place of each FPTT-managed parameter.
+
+    ``fptt_params`` names the managed parameters in the FPTT state's order; checkpoints
+    without it managed every parameter, in ``named_parameters`` order.
+    """
+    weights = dict(document["model"])
+    fptt = document.get("fptt")
+    if not isinstance(fptt, dict):
+        return weights
+    names = document.get("fptt_params")
+    if names is None:
+        names = [name for name, _ in model.named_parameters()]
+    try:
+        order = [index for group in fptt["param_groups"] for index in group["params"]]
+        averages = [fptt["state"][index]["w_bar"] for index in order]
+    except (KeyError, TypeError, IndexError):
+        raise CheckpointError(f"{path}: its FPTT state is not readable") from None
+    if len(averages) != len(names):
+        raise CheckpointError(
+            f"{path}: its FPTT state holds {len(averages)} tensors for {len(names)} parameters"
+        )
+    for name, w_bar in zip(names, averages, strict=True):
+        weights[name] = w_bar
+    return weights
 
 
 def synthetic_batch(net: NetworkSpec, run: RunSpec, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

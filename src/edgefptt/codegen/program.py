@@ -258,6 +258,12 @@ def lower_kernel(workload: Workload, kernel: Kernel) -> list[Call]:
                 "ef_record_loss", (Lit("losses"), Int(Affine(kernel.partition)), _ptr(loss)),
                 "", "the partition's loss, for the caller (no sync: part of the kernel above)",
             ),
+            Call(
+                "ef_record_argmax",
+                (Lit("edgefptt_train_preds"), _int(logits.rows), _int(logits.cols), _ptr(logits),
+                 _int(logits.ld)),
+                "", "each sample's predicted class, for the learner's train accuracy",
+            ),
         ]  # fmt: skip
     if op == "bias_grad":
         values, db = r
@@ -270,13 +276,15 @@ def lower_kernel(workload: Workload, kernel: Kernel) -> list[Call]:
         ]  # fmt: skip
     if op == "fptt_sgd":
         wt, grad, w_bar, lam = r
-        lr, alpha = float(kernel.attr("lr")), float(kernel.attr("alpha"))
+        alpha = float(kernel.attr("alpha"))
         beta, coef = float(kernel.attr("beta")), float(kernel.attr("linear_coef"))
+        # The learning rate is a variable (edgefptt_lr, set to the run's value by
+        # edgefptt_init), so that the learner can follow a schedule; the rest are constants.
         return [
             call(
                 "ef_fptt_sgd",
                 _int(wt.rows * wt.cols), _ptr(wt), _ptr(grad), _ptr(w_bar), _ptr(lam),
-                Lit(float_literal(lr)), Lit(float_literal(alpha)), Lit(float_literal(beta)),
+                Lit("edgefptt_lr"), Lit(float_literal(alpha)), Lit(float_literal(beta)),
                 Lit(float_literal(beta / alpha)), Lit(float_literal(coef)),
             )
         ]  # fmt: skip
@@ -394,6 +402,25 @@ def lower(workload: Workload, keep: Callable[[Kernel], bool] = lambda k: True) -
             per_partition.setdefault(kernel.partition, []).append(kernel)
     items = [(p, _partition_body(workload, ks)) for p, ks in sorted(per_partition.items())]
     return reroll(items, "p")
+
+
+def rebase(program: list[Stmt], mapping: dict[str, str]) -> list[Stmt]:
+    """The same program with the pointers into some buffers moved to others (same layout).
+
+    The learner evaluates with W_bar: the forward kernels, their parameter pointers moved from
+    ``buf_W`` to ``buf_W_bar`` and so on.
+    """
+    out: list[Stmt] = []
+    for stmt in program:
+        if isinstance(stmt, Call):
+            args = tuple(
+                replace(a, base=mapping[a.base]) if isinstance(a, Ptr) and a.base in mapping else a
+                for a in stmt.args
+            )
+            out.append(replace(stmt, args=args))
+        else:
+            out.append(replace(stmt, body=tuple(rebase(list(stmt.body), mapping))))
+    return out
 
 
 def expand(program: list[Stmt], env: dict[str, int] | None = None) -> Iterator[Call]:

@@ -34,8 +34,24 @@ void edgefptt_train_hart(int hart, int harts, const ef_elem *x, const int32_t *l
                          float *losses);
 void edgefptt_infer_hart(int hart, int harts, const ef_elem *x, float *logits);
 
+/* Evaluation with the FPTT running average W_bar (what the host evaluates): logits (B, C). */
+void edgefptt_evaluate(const ef_elem *x, float *logits, int threads);
+void edgefptt_evaluate_hart(int hart, int harts, const ef_elem *x, float *logits);
+
 /* Number of elements of parameter `which`, and element i widened to float. */
 int edgefptt_param_size(int which);
 float edgefptt_param_value(int which, int i);
+
+/* The arena buffers of parameter `which`: W, its running average W_bar, and lambda (what the
+ * learner saves and restores). */
+ef_elem *edgefptt_param_buffer(int which);
+ef_elem *edgefptt_bar_buffer(int which);
+ef_elem *edgefptt_lam_buffer(int which);
+
+/* The learning rate of the next training pass (edgefptt_init sets the exported run's value). */
+extern float edgefptt_lr;
+/* After a training pass: each sample's predicted class from the last partition's logits (before
+ * that partition's update). */
+extern int32_t edgefptt_train_preds[EDGEFPTT_BATCH_SIZE];
 
 #endif

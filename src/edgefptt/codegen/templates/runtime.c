@@ -339,6 +339,21 @@ void ef_record_loss(ef_ctx *ctx, float *losses, int partition, const ef_elem *lo
         losses[partition] = ef_ld(loss);
 }
 
+/* preds[r] = the column of row r's largest value (the first on ties): the predicted class. */
+void ef_record_argmax(ef_ctx *ctx, int32_t *preds, int rows, int cols, const ef_elem *logits,
+                      int ld)
+{
+    if (ctx->hart != 0 || preds == NULL)
+        return;
+    for (int r = 0; r < rows; ++r) {
+        int best = 0;
+        for (int j = 1; j < cols; ++j)
+            if (ef_ld(logits + (size_t)r * ld + j) > ef_ld(logits + (size_t)r * ld + best))
+                best = j;
+        preds[r] = best;
+    }
+}
+
 /* db += scale * (sum of the rows), column j on hart j mod harts, rows added in order (a chunk
  * of this hart's columns at a time, row after row, so that the rows are read along). */
 void ef_bias_grad(ef_ctx *ctx, int rows, int cols, const ef_elem *values, int ld,

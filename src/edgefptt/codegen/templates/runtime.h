@@ -169,6 +169,8 @@ void ef_lstm_cell_backward(ef_ctx *ctx, int rows, int units, const ef_elem *dh, 
 void ef_softmax_xent(ef_ctx *ctx, int rows, int classes, const ef_elem *logits, int ld_logits,
                      const int32_t *labels, ef_elem *dy, int ld_dy, ef_elem *loss);
 void ef_record_loss(ef_ctx *ctx, float *losses, int partition, const ef_elem *loss);
+void ef_record_argmax(ef_ctx *ctx, int32_t *preds, int rows, int cols, const ef_elem *logits,
+                      int ld);
 void ef_bias_grad(ef_ctx *ctx, int rows, int cols, const ef_elem *values, int ld,
                   ef_elem *db, float scale);
 void ef_fptt_sgd(ef_ctx *ctx, int n, ef_elem *w, ef_elem *grad, ef_elem *w_bar, ef_elem *lam,
