@@ -10,6 +10,8 @@ from rich.table import Table
 from edgefptt.cli import spec_options
 from edgefptt.cli.common import emit_json, human_bytes, stderr, stdout
 from edgefptt.config import make_specs
+from edgefptt.errors import ConfigError
+from edgefptt.plan.budget import BYTES_HELP
 
 
 def export_c(
@@ -21,9 +23,22 @@ def export_c(
     batch: int | None = spec_options.BATCH,
     seq_len: int | None = spec_options.SEQ_LEN,
     partitions: int | None = typer.Option(None, "--partitions", help="FPTT partitions, K."),
-    dtype: str | None = typer.Option(None, "--dtype", help="fp32 or bf16 (default fp32)."),
+    dtype: str | None = typer.Option(
+        None,
+        "--dtype",
+        help="fp32 or bf16 (default fp32); with --memory-budget also auto (try both).",
+    ),
     schedule: str = typer.Option("exact", "--schedule", help="Workload schedule (exact)."),
-    plan: str = typer.Option("lifetime", "--plan", help="Arena layout: lifetime or recompute."),
+    plan: str | None = typer.Option(
+        None, "--plan", help="Arena layout: lifetime (default) or recompute."
+    ),
+    memory_budget: str | None = typer.Option(
+        None,
+        "--memory-budget",
+        help="RAM budget of the learner (arena + one batch + state image): export the fastest "
+        "K, plan and dtype that fit; --partitions, --plan or --dtype fp32|bf16 fix that "
+        "choice. " + BYTES_HELP,
+    ),
     rounding: str = typer.Option(
         "rne", "--rounding", help="bf16 rounding on the core: rne (nearest even) or away."
     ),
@@ -41,6 +56,8 @@ def export_c(
     from edgefptt.codegen import export_c as generate
     from edgefptt.codegen.export import checkpoint_sizes
 
+    if dtype == "auto" and memory_budget is None:
+        raise ConfigError("--dtype auto lets --memory-budget pick the element type; give both")
     explicit = {"input_size": input_size, "hidden_size": hidden, "num_classes": classes}
     sizes, params = checkpoint_sizes(weights, explicit)
     net, run = make_specs(
@@ -49,16 +66,34 @@ def export_c(
         batch_size=batch,
         seq_len=seq_len,
         partitions=partitions,
-        dtype=dtype,
+        dtype=None if dtype == "auto" else dtype,
         schedule=schedule,
     )
+    choice = None
+    if memory_budget is not None:
+        from edgefptt.plan.budget import BUDGET_PLANS, choose, dtype_choices, parse_bytes
+
+        if run.schedule != "exact":
+            raise ConfigError(
+                "--memory-budget sizes the exact schedule's learner (the only one export-c "
+                f"generates); drop --schedule {run.schedule}"
+            )
+        choice = choose(
+            net,
+            run,
+            parse_bytes(memory_budget),
+            dtypes=dtype_choices(dtype, run.dtype),
+            plans=BUDGET_PLANS if plan is None else (plan,),
+            partitions=None if partitions is None else [partitions],
+        )
+        run, plan = choice.run, choice.plan
     # A spinner on stderr (nothing when it is not a terminal): the golden run takes seconds.
     with stderr.status(f"generating C and golden numbers for K={run.partitions} ..."):
         result = generate(
             net,
             run,
             out,
-            plan=plan,
+            plan=plan or "lifetime",
             rounding=rounding,  # type: ignore[arg-type]
             cores=cores,
             params=params,
@@ -67,7 +102,10 @@ def export_c(
             seed=seed,
         )
     if as_json:
-        emit_json(result.to_dict())
+        document = result.to_dict()
+        if choice is not None:
+            document["budget"] = choice.to_dict(candidates=False)
+        emit_json(document)
         return
     table = Table(title=f"export-c: {out}")
     table.add_column("item")
@@ -77,7 +115,17 @@ def export_c(
         "run", f"B={run.batch_size} T={run.seq_len} K={run.partitions} {run.dtype} {run.schedule}"
     )
     table.add_row("arena", f"{result.arena_bytes:,} B ({human_bytes(result.arena_bytes)})")
-    table.add_row("plan", plan)
+    table.add_row("plan", result.plan)
+    if choice is not None:
+        table.add_row(
+            "memory budget",
+            f"{choice.total_bytes:,} of {choice.budget_bytes:,} B ({choice.bytes_left:,} left)",
+        )
+        table.add_row(
+            "budget choice",
+            f"K={choice.partitions} {choice.plan} {choice.dtype}, "
+            f"{choice.latency_seconds * 1e3:,.1f} ms/pass ({choice.soc})",
+        )
     table.add_row("kernels in the pass", f"{result.kernel_count:,}")
     table.add_row("C statements (train)", f"{result.train_statements:,}")
     table.add_row("parameters", result.params_source)

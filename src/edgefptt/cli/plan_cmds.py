@@ -17,9 +17,15 @@ from edgefptt.cli.spec_options import PRESET as _PRESET
 from edgefptt.cli.spec_options import SEQ_LEN as _SEQ_LEN
 from edgefptt.cli.spec_options import specs_from_options
 from edgefptt.config import NetworkSpec, RunSpec
+from edgefptt.errors import ConfigError
+from edgefptt.plan.budget import BYTES_HELP
 
 _PARTITIONS = typer.Option(None, "--partitions", help="FPTT partitions, K (default 1).")
-_DTYPE = typer.Option(None, "--dtype", help="Element type: fp32 or bf16 (default fp32).")
+_DTYPE = typer.Option(
+    None,
+    "--dtype",
+    help="Element type: fp32 or bf16 (default fp32); with --budget also auto (try both).",
+)
 _SCHEDULE = typer.Option(None, "--schedule", help="Workload schedule: paper or exact.")
 
 
@@ -37,14 +43,41 @@ def memory(
     partitions: int | None = _PARTITIONS,
     dtype: str | None = _DTYPE,
     schedule: str | None = _SCHEDULE,
-    plan: str = typer.Option(
-        "lifetime", "--plan", help="paper (the seed paper's layout), lifetime or recompute."
+    plan: str | None = typer.Option(
+        None,
+        "--plan",
+        help="paper (the seed paper's layout), lifetime (default) or recompute.",
+    ),
+    budget: str | None = typer.Option(
+        None,
+        "--budget",
+        help="RAM budget of the generated C learner (arena + one batch + state image): pick the "
+        "fastest K, plan and dtype that fit; --partitions, --plan or --dtype fp32|bf16 fix "
+        "that choice. " + BYTES_HELP,
     ),
     as_json: bool = _JSON,
 ) -> None:
-    """Training memory of one pass: arena size, floor and breakdown."""
+    """Training memory of one pass: arena size, floor and breakdown; or, with --budget, the
+    fastest K, plan and dtype whose learner fits a RAM budget."""
     from edgefptt.plan import plan_memory
 
+    if budget is not None:
+        net, run = specs_from_options(
+            preset,
+            input_size,
+            hidden,
+            classes,
+            batch,
+            seq_len,
+            partitions=partitions,
+            dtype=None if dtype == "auto" else dtype,
+            schedule=_budget_schedule(schedule, "--budget"),
+        )
+        _budget_report(net, run, budget, partitions, dtype, plan, as_json)
+        return
+    if dtype == "auto":
+        raise ConfigError("--dtype auto lets --budget pick the element type; give --budget too")
+    plan = plan or "lifetime"
     net, run = specs_from_options(
         preset,
         input_size,
@@ -76,6 +109,89 @@ def memory(
     )
     table.add_row("above floor", f"{result.above_floor_bytes:,}", f"x{result.ratio_to_floor:.3f}")
     stdout.print(table)
+
+
+def _budget_schedule(schedule: str | None, option: str) -> str:
+    """The schedule a budget sizes: the generated learner's, exact."""
+    if schedule not in (None, "exact"):
+        raise ConfigError(
+            f"{option} sizes the generated C learner, which runs the exact schedule; "
+            f"drop --schedule {schedule}"
+        )
+    return "exact"
+
+
+def _budget_report(
+    net: NetworkSpec,
+    run: RunSpec,
+    budget: str,
+    partitions: int | None,
+    dtype: str | None,
+    plan: str | None,
+    as_json: bool,
+) -> None:
+    """`memory --budget`: choose, then print the choice, its breakdown and the runners-up."""
+    from edgefptt.codegen.export import export_workload
+    from edgefptt.plan.budget import BUDGET_PLANS, choose, dtype_choices, parse_bytes
+
+    choice = choose(
+        net,
+        run,
+        parse_bytes(budget),
+        dtypes=dtype_choices(dtype, run.dtype),
+        plans=BUDGET_PLANS if plan is None else (plan,),
+        partitions=None if partitions is None else [partitions],
+    )
+    arena = export_workload(net, choice.run, choice.plan)[1]
+    if as_json:
+        emit_json(
+            {**choice.to_dict(), "arena_breakdown": arena.breakdown, **_spec_json(net, choice.run)}
+        )
+        return
+    chosen = choice.run
+    table = Table(
+        title=f"budget {choice.budget_bytes:,} B: K={chosen.partitions} "
+        f"(L={chosen.max_partition_len}), {choice.plan}, {chosen.dtype}; exact schedule, "
+        f"T={chosen.seq_len}, B={chosen.batch_size}"
+    )
+    table.add_column("part")
+    table.add_column("bytes", justify="right")
+    table.add_column("", justify="right")
+
+    def row(name: str, value: int) -> None:
+        table.add_row(name, f"{value:,}", human_bytes(value))
+
+    row(f"arena ({choice.plan} plan)", choice.arena_bytes)
+    for name, value in arena.breakdown.items():
+        row(f"  {name}", value)
+    row("batch (B*T*I*e + 4*B labels)", choice.batch_bytes)
+    row("state image (140 + 3*P*e)", choice.state_bytes)
+    table.add_section()
+    row("total", choice.total_bytes)
+    row("budget", choice.budget_bytes)
+    row("left", choice.bytes_left)
+    stdout.print(table)
+    stdout.print(
+        f"latency: {choice.latency:,.0f} {choice.latency_unit} per training pass "
+        f"({choice.latency_seconds * 1e3:,.1f} ms on {choice.soc}, hardware model)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    others = choice.best_per_plan_dtype()
+    if len(others) > 1:
+        runners = Table(title="fastest fit of each plan and dtype")
+        for column in ("plan", "dtype", "K", "total bytes", "latency", "vs chosen"):
+            runners.add_column(column, justify="left" if column in ("plan", "dtype") else "right")
+        for cand in others:
+            runners.add_row(
+                cand.plan,
+                cand.dtype,
+                str(cand.partitions),
+                f"{cand.total_bytes:,}",
+                f"{cand.latency:,.0f}",
+                f"x{cand.latency / choice.latency:.2f}",
+            )
+        stdout.print(runners)
 
 
 def ops(
