@@ -14,7 +14,7 @@ from edgefptt.cli.speech_cmds import class_tables, data_notes, data_summary, loa
 from edgefptt.errors import ConfigError
 from edgefptt.train.compare import compare, side_by_side
 from edgefptt.train.config import TrainConfig, make_config
-from edgefptt.train.loop import TrainResult, fit, load_data
+from edgefptt.train.loop import TrainResult, fit, initial_params, load_data
 from edgefptt.train.metrics import class_report, save_confusion_plot
 
 
@@ -101,8 +101,29 @@ def train(
         None, help="write a PNG of the confusion matrix and per-class accuracy here"
     ),
     seed: int = typer.Option(None, help=_default("seed")),
+    recipe: str = typer.Option(
+        None,
+        help="host (the options above) or device: the generated C learner's procedure "
+        "(docs/learner.md), which sets --algorithm fptt --cell lstm --layers 1 --readout last "
+        "--optimizer sgd --momentum 0 --weight-decay 0 --clip 0 --loss-weighting last "
+        "--schedule constant and takes the device's sample order and floor(N/B) batches "
+        f"{_default('recipe')}",
+    ),
+    lr_step: str = typer.Option(
+        None, "--lr-step", help="device recipe: E:F multiplies the lr by F every E epochs"
+    ),
+    init: Path = typer.Option(
+        None,
+        help="start from this edgefptt checkpoint's weights (W_bar if it holds FPTT state); "
+        "--hidden defaults to the checkpoint's",
+    ),
+    patience: int = typer.Option(
+        None, help="stop after P epochs in a row without a lower test loss (0: off)"
+    ),
     out: Path = typer.Option(
-        None, help="output directory (default: runs/<dataset>-<algorithm>-K<partitions>)"
+        None,
+        help="output directory (default: runs/<dataset>-<algorithm>-K<partitions>, "
+        "with -device under --recipe device)",
     ),
     resume: bool = typer.Option(False, "--resume", help="continue from OUT/checkpoint.pt"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON document on stdout"),
@@ -111,16 +132,19 @@ def train(
     given: dict[str, Any] = {k: v for k, v in locals().items() if v is not None}
     for key in ("out", "resume", "as_json", "plot"):
         given.pop(key, None)
-    for key in ("data_dir", "cache_dir"):
+    for key in ("data_dir", "cache_dir", "init"):
         if key in given:
             given[key] = str(given[key])
     if given.get("clip") == 0:
         given["clip"] = None
+    if init is not None and hidden is None:
+        given["hidden"] = initial_params(init)[1]["hidden_size"]
     config = make_config(**given)
     if plot is not None and plot.suffix.lower() != ".png":
         raise ConfigError(f"--plot writes a PNG; give a file name ending in .png (got {plot})")
     if out is None:
-        out = Path("runs") / f"{config.dataset}-{config.algorithm}-K{config.effective_partitions}"
+        name = f"{config.dataset}-{config.algorithm}-K{config.effective_partitions}"
+        out = Path("runs") / (f"{name}-device" if config.recipe == "device" else name)
     with loading_progress(f"loading {config.dataset}") as progress_callback:
         data = load_data(config, progress=progress_callback)
     data_notes(data)
@@ -159,6 +183,12 @@ def train(
         f"{human_bytes(state['optimizer_bytes'])}, FPTT {human_bytes(state['fptt_bytes'])})",
         highlight=False,
     )
+    if result.stopped_early:
+        stdout.print(
+            f"stopped early after epoch {result.history[-1]['epoch']}: no lower test loss for "
+            f"{config.patience} epoch{'' if config.patience == 1 else 's'} in a row",
+            highlight=False,
+        )
     stdout.print(f"checkpoint {result.checkpoint}, log {out / 'metrics.jsonl'}", highlight=False)
     if plot is not None:
         stdout.print(f"confusion matrix plot {plot}", highlight=False)

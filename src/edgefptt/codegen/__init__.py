@@ -5,12 +5,15 @@ host or RISC-V and runs it (natively or under qemu-riscv64).
 """
 
 from edgefptt.codegen.build import (
+    LEARNERS,
     BuildError,
+    LearnOutput,
     RunOutput,
     arena_symbols,
     count_instructions,
     make,
     run_binary,
+    run_learner,
     tool_missing,
 )
 from edgefptt.codegen.export import EXPORT_PLANS, Export, export_c, export_workload
@@ -19,8 +22,10 @@ from edgefptt.codegen.program import lower
 
 __all__ = [
     "EXPORT_PLANS",
+    "LEARNERS",
     "BuildError",
     "Export",
+    "LearnOutput",
     "RunOutput",
     "arena_symbols",
     "checkpoint_params",
@@ -31,6 +36,7 @@ __all__ = [
     "lower",
     "make",
     "run_binary",
+    "run_learner",
     "seeded_params",
     "synthetic_batch",
     "tool_missing",

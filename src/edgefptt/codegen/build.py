@@ -6,6 +6,7 @@ with the tool's last lines of output.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -14,12 +15,15 @@ import tempfile
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from edgefptt.errors import EdgeFPTTError
 
 TARGETS = {"host": "train_host", "riscv": "train_riscv", "sanitize": "train_sanitize"}
+# The learner each target builds beside the one-pass program.
+LEARNERS = {"host": "learn_host", "riscv": "learn_riscv", "sanitize": "learn_sanitize"}
 # The Debian packages that provide each tool (what .ci/run installs).
 TOOLS = {
     "host": {"make": "make", "cc": "gcc"},
@@ -154,6 +158,44 @@ def run_binary(
         if dump_shapes is not None:
             out.params, out.logits = read_dump(dump, *dump_shapes)
     return out
+
+
+@dataclass
+class LearnOutput:
+    """What a learner run printed with --json: one record per epoch, and its exit status."""
+
+    epochs: list[dict[str, Any]]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_learner(
+    binary: Path,
+    *args: str,
+    qemu: bool = False,
+    env: dict[str, str] | None = None,
+    timeout_s: float = 600,
+    check: bool = True,
+) -> LearnOutput:
+    """Run a learner (learn_host, or learn_riscv under qemu-riscv64) with --json.
+
+    With ``check`` a non-zero exit raises BuildError; without, the caller reads ``returncode``
+    (2 for bad input, -9 or 137 for a killed run).
+    """
+    argv = [str(binary), *args, "--json"]
+    if qemu:
+        argv = ["qemu-riscv64", *argv]
+    done = subprocess.run(
+        argv, capture_output=True, text=True, timeout=timeout_s, check=False,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
+    if check and done.returncode != 0:
+        raise BuildError(
+            f"{binary.name} exited with {done.returncode}:\n{_tail(done.stdout + done.stderr)}"
+        )
+    epochs = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    return LearnOutput(epochs, done.returncode, done.stdout, done.stderr)
 
 
 def arena_symbols(binary: Path, nm: str = "nm") -> dict[str, int]:

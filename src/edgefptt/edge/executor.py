@@ -26,6 +26,8 @@ class ExecutionResult:
     losses: the task loss of each partition. params: the parameters after the pass.
     fptt_state: {name: {"w_bar", "lam"}}. grads: per partition, the task-loss gradient of each
     parameter just before the update (batch mean), if requested. state: the carried (h, c).
+    logits: per partition, the (B, C) logits its loss was taken from (before its update), if
+    requested.
     """
 
     losses: list[float]
@@ -33,6 +35,7 @@ class ExecutionResult:
     fptt_state: dict[str, dict[str, np.ndarray]]
     grads: list[dict[str, np.ndarray]] = field(default_factory=list)
     state: tuple[np.ndarray, np.ndarray] | None = None
+    logits: list[np.ndarray] = field(default_factory=list)
 
 
 def resolve(arrays: dict[str, np.ndarray], view: View) -> np.ndarray:
@@ -103,6 +106,7 @@ def execute(
     fptt_state: dict[str, dict[str, np.ndarray]] | None = None,
     record_grads: bool = False,
     arena: MemoryPlan | None = None,
+    record_logits: bool = False,
 ) -> ExecutionResult:
     """Run one training pass.
 
@@ -114,11 +118,104 @@ def execute(
     arena: a lifetime plan of this workload; every buffer then lives at its planned offset in
     one array that starts as NaN, so a plan that lets live buffers overlap, or a kernel that
     reads what nothing wrote, changes the result.
+    record_logits: keep a copy of the (B, C) logits each partition's ``softmax_xent`` kernel
+    reads (exact schedule), i.e. before that partition's update.
     """
     precision = precision or workload.run.dtype  # type: ignore[assignment]
     assert precision is not None
     n = Numerics(precision, rounding)
     acc: ElementType = accumulator or precision
+    run = workload.run
+    arrays = _load_arrays(workload, params, inputs, n, fptt_state, arena)
+    y = np.asarray(labels)
+    if y.shape != (run.batch_size,) or y.min() < 0 or y.max() >= workload.network.num_classes:
+        raise ConfigError(f"labels must be {run.batch_size} class indices in [0, C)")
+    arrays["labels"] = y.astype(np.int32)
+
+    losses: list[float] = []
+    grads: list[dict[str, np.ndarray]] = []
+    logits: list[np.ndarray] = []
+    for kernel in workload.kernels:
+        ins = [resolve(arrays, v) for v in kernel.reads]
+        if kernel.kind == "matmul":
+            outs = [_run_matmul(kernel, ins, precision, acc)]
+        else:
+            if kernel.op == "fptt_sgd" and record_grads:
+                if len(grads) <= kernel.partition:
+                    grads.append({})
+                grads[kernel.partition][kernel.reads[0].buffer] = ins[1].copy()
+            if kernel.op == "softmax_xent" and record_logits:
+                logits.append(ins[0].copy())
+            outs = OPS[kernel.op](n, ins, kernel)
+        for view, value in zip(kernel.writes, outs, strict=True):
+            target = resolve(arrays, view)
+            target[...] = np.reshape(value, target.shape)
+        if kernel.op in ("softmax_xent", "xent_grad"):
+            losses.append(float(arrays["loss"][0]))
+    return ExecutionResult(
+        losses=losses,
+        params={name: arrays[name].copy() for name in PARAMS},
+        fptt_state={
+            name: {"w_bar": arrays[f"{name}_bar"].copy(), "lam": arrays[f"{name}_lam"].copy()}
+            for name in PARAMS
+        },
+        grads=grads,
+        state=(arrays["h_carry"].copy(), arrays["c_carry"].copy()),
+        logits=logits,
+    )
+
+
+def infer(
+    workload: Workload,
+    params: dict[str, np.ndarray],
+    inputs: np.ndarray,
+    *,
+    precision: Precision | None = None,
+    rounding: Rounding = "rne",
+    accumulator: ElementType | None = None,
+    arena: MemoryPlan | None = None,
+) -> np.ndarray:
+    """A forward pass over all T steps: only the kernels whose phase is "forward", from
+    h = c = 0, with the numerics of :func:`execute`. Returns the last step's logits (B, C).
+
+    params: {W, b, W_y, b_y} (to evaluate with FPTT's average, pass W_bar). inputs: (B, T, I).
+    Needs a workload with one (B, C) logits buffer (the exact schedule).
+    """
+    precision = precision or workload.run.dtype  # type: ignore[assignment]
+    assert precision is not None
+    shape = (workload.run.batch_size, workload.network.num_classes)
+    logits = workload.buffers.get("logits")
+    if logits is None or tuple(logits.shape) != shape:
+        raise ConfigError(
+            f"inference needs the exact schedule's (B, C) logits buffer (schedule "
+            f"{workload.schedule!r} has none); build the workload with --schedule exact"
+        )
+    n = Numerics(precision, rounding)
+    acc: ElementType = accumulator or precision
+    arrays = _load_arrays(workload, params, inputs, n, None, arena)
+    for kernel in workload.kernels:
+        if kernel.phase != "forward":
+            continue
+        ins = [resolve(arrays, v) for v in kernel.reads]
+        if kernel.kind == "matmul":
+            outs = [_run_matmul(kernel, ins, precision, acc)]
+        else:
+            outs = OPS[kernel.op](n, ins, kernel)
+        for view, value in zip(kernel.writes, outs, strict=True):
+            target = resolve(arrays, view)
+            target[...] = np.reshape(value, target.shape)
+    return np.array(arrays["logits"], copy=True)
+
+
+def _load_arrays(
+    workload: Workload,
+    params: dict[str, np.ndarray],
+    inputs: np.ndarray,
+    n: Numerics,
+    fptt_state: dict[str, dict[str, np.ndarray]] | None,
+    arena: MemoryPlan | None,
+) -> dict[str, np.ndarray]:
+    """Every buffer of the pass, with the parameters, FPTT state and time-major inputs set."""
     run = workload.run
     arrays: dict[str, np.ndarray] = {}
     for name, buf in workload.buffers.items():
@@ -144,35 +241,4 @@ def execute(
             f"{(run.batch_size, run.seq_len, workload.network.input_size)} (B, T, I)"
         )
     arrays["x"] = n.r(np.transpose(x, (1, 0, 2))).copy()
-    y = np.asarray(labels)
-    if y.shape != (run.batch_size,) or y.min() < 0 or y.max() >= workload.network.num_classes:
-        raise ConfigError(f"labels must be {run.batch_size} class indices in [0, C)")
-    arrays["labels"] = y.astype(np.int32)
-
-    losses: list[float] = []
-    grads: list[dict[str, np.ndarray]] = []
-    for kernel in workload.kernels:
-        ins = [resolve(arrays, v) for v in kernel.reads]
-        if kernel.kind == "matmul":
-            outs = [_run_matmul(kernel, ins, precision, acc)]
-        else:
-            if kernel.op == "fptt_sgd" and record_grads:
-                if len(grads) <= kernel.partition:
-                    grads.append({})
-                grads[kernel.partition][kernel.reads[0].buffer] = ins[1].copy()
-            outs = OPS[kernel.op](n, ins, kernel)
-        for view, value in zip(kernel.writes, outs, strict=True):
-            target = resolve(arrays, view)
-            target[...] = np.reshape(value, target.shape)
-        if kernel.op in ("softmax_xent", "xent_grad"):
-            losses.append(float(arrays["loss"][0]))
-    return ExecutionResult(
-        losses=losses,
-        params={name: arrays[name].copy() for name in PARAMS},
-        fptt_state={
-            name: {"w_bar": arrays[f"{name}_bar"].copy(), "lam": arrays[f"{name}_lam"].copy()}
-            for name in PARAMS
-        },
-        grads=grads,
-        state=(arrays["h_carry"].copy(), arrays["c_carry"].copy()),
-    )
+    return arrays

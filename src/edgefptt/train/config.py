@@ -4,19 +4,42 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edgefptt.data.audio_features import FeatureSettings
 from edgefptt.data.speech_commands import SpeechOptions
 from edgefptt.errors import ConfigError
 
 Algorithm = Literal["bptt", "tbptt", "fptt"]
+Recipe = Literal["host", "device"]
+
+# What ``recipe="device"`` fixes: the procedure of the generated C learner (docs/learner.md).
+# An option given with another value is a ConfigError; one not given takes this value.
+DEVICE_RECIPE: dict[str, Any] = {
+    "algorithm": "fptt",
+    "cell": "lstm",
+    "layers": 1,
+    "readout": "last",
+    "optimizer": "sgd",
+    "momentum": 0.0,
+    "weight_decay": 0.0,
+    "clip": None,
+    "loss_weighting": "last",
+    "schedule": "constant",
+    "reset_lambda": False,
+}
+# How to say each fixed value on the command line.
+_DEVICE_SHOWN = {"clip": "none, --clip 0", "reset_lambda": "--keep-lambda"}
 
 
 class TrainConfig(BaseModel):
     """Everything that decides what a training run computes.
 
     The defaults are tuned for the bundled ``digits`` dataset (pixel order, T = 64).
+    ``recipe="device"`` fixes the options in :data:`DEVICE_RECIPE` (FPTT, one LSTM layer,
+    last-step readout, SGD without momentum or weight decay, no clipping, the last partition's
+    loss, a constant lr or ``lr_step``): left out, they take those values; given otherwise,
+    they are a ConfigError.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -63,6 +86,30 @@ class TrainConfig(BaseModel):
     batch_size: int = Field(32, ge=1)
     eval_batch_size: int = Field(512, ge=1)
     seed: int = Field(0, ge=0)
+    # recipe: "host" (the options above) or "device" (the generated C learner's procedure)
+    recipe: Recipe = "host"
+    lr_step: str | None = Field(
+        None, description="device recipe: E:F multiplies the lr by F every E epochs"
+    )
+    init: str | None = Field(None, description="edgefptt checkpoint to take the weights from")
+    patience: int = Field(0, ge=0, description="early stop after P epochs without a better loss")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_recipe(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            try:
+                return apply_recipe(data)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return data
+
+    @property
+    def lr_step_schedule(self) -> tuple[int, float]:
+        """(E, F) of --lr-step; (0, 1.0) for a constant learning rate."""
+        from edgefptt.learn.order import parse_lr_step
+
+        return (0, 1.0) if self.lr_step is None else parse_lr_step(self.lr_step)
 
     @property
     def effective_partitions(self) -> int:
@@ -93,8 +140,42 @@ class TrainConfig(BaseModel):
         )
 
 
+def apply_recipe(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with the device recipe's fixed values filled in (unchanged for the host).
+
+    Under ``recipe="device"`` an option given with a value the device does not use is a
+    ConfigError that names every such option; ``lr_step`` is checked here too.
+    """
+    recipe = options.get("recipe", "host")
+    if recipe != "device":
+        if options.get("lr_step") is not None:
+            raise ConfigError(
+                "--lr-step belongs to --recipe device; the host recipe's learning rate follows "
+                "--schedule"
+            )
+        return dict(options)
+    from edgefptt.learn.order import parse_lr_step
+
+    conflicts = []
+    for key, fixed in DEVICE_RECIPE.items():
+        if key in options and options[key] != fixed:
+            shown = _DEVICE_SHOWN.get(key, f"{fixed:g}" if isinstance(fixed, float) else fixed)
+            hint = " (for a stepped lr give --lr-step E:F)" if key == "schedule" else ""
+            conflicts.append(f"--{key.replace('_', '-')} {options[key]} (needs {shown}){hint}")
+    if conflicts:
+        raise ConfigError(
+            "--recipe device trains as the device does (FPTT, one LSTM layer, last-step readout, "
+            "plain SGD, last-partition loss, no clipping); these options contradict it: "
+            + ", ".join(conflicts)
+        )
+    if options.get("lr_step") is not None:
+        parse_lr_step(options["lr_step"])
+    return {**DEVICE_RECIPE, **options}
+
+
 def make_config(**options: Any) -> TrainConfig:
     """Build a :class:`TrainConfig`, turning validation errors into one-line ConfigErrors."""
+    options = apply_recipe(options)
     try:
         return TrainConfig(**options)
     except ValidationError as exc:

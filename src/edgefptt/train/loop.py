@@ -9,6 +9,13 @@
 Checkpoints (``checkpoint.pt``) and the metrics log (``metrics.jsonl``) are written atomically
 after every epoch. Ctrl-C is taken at the next batch boundary: the state there is written as a
 checkpoint that ``resume=True`` continues from exactly.
+
+``recipe="device"`` trains the way the generated C learner does (docs/learner.md): FPTT with
+plain SGD and the last partition's loss, one bias per gate (b_hh stays zero and frozen, b_ih is
+the edge b), the sample order of :mod:`edgefptt.learn.order` from a splitmix64 seeded by the
+run's seed (one key per epoch, its state kept in the checkpoint), floor(N/B) full batches per
+epoch and the learning rate of ``epoch_lr``. ``init`` starts from a checkpoint's weights (its
+W_bar when it has FPTT state), ``patience`` stops early on the test loss.
 """
 
 from __future__ import annotations
@@ -29,7 +36,9 @@ from torch import nn
 from edgefptt.data import SequenceData, load_dataset
 from edgefptt.data.speech_commands import Progress
 from edgefptt.errors import CheckpointError, ConfigError, NonFiniteLossError, TrainingInterrupted
-from edgefptt.models import SequenceClassifier
+from edgefptt.learn.order import EarlyStop, SplitMix64, batches_per_epoch, epoch_lr
+from edgefptt.learn.order import epoch_permutation as device_permutation
+from edgefptt.models import SequenceClassifier, edge_to_model
 from edgefptt.train.checkpoint import load_checkpoint, save_checkpoint, write_jsonl
 from edgefptt.train.config import TrainConfig
 from edgefptt.train.fptt import FPTT
@@ -43,6 +52,8 @@ REGRESSION_TOLERANCE = 0.04
 # Settings that may differ between a run and its resumption. The number of epochs may change
 # only under a constant learning rate: the other schedules are laid out over the whole run.
 RESUMABLE_CHANGES = {"data_dir", "eval_batch_size", "cache_dir"}
+# Settings added after checkpoint version 1 was fixed, with the value older checkpoints had.
+LATER_SETTINGS = {"recipe": "host", "lr_step": None, "init": None, "patience": 0}
 
 
 class TrainCallbacks:
@@ -70,6 +81,7 @@ class TrainResult:
     model: nn.Module = field(repr=False)
     # FPTT evaluates with W_bar: per-class metrics after the run need this state too.
     fptt: FPTT | None = field(default=None, repr=False)
+    stopped_early: bool = False
 
     @property
     def final_test_accuracy(self) -> float:
@@ -95,6 +107,7 @@ class TrainResult:
             "param_state_bytes": self.param_state_bytes,
             "param_state": self.param_state,
             "mean_epoch_wall_s": sum(r["wall_s"] for r in self.history) / len(self.history),
+            "stopped_early": self.stopped_early,
             "epochs": self.history,
             "checkpoint": self.checkpoint,
             "config": self.config,
@@ -114,15 +127,20 @@ def build_model(config: TrainConfig, data: SequenceData) -> SequenceClassifier:
     )
 
 
+def trainable(model: nn.Module) -> list[torch.Tensor]:
+    """The parameters training updates (all of them, except b_hh under the device recipe)."""
+    return [p for p in model.parameters() if p.requires_grad]
+
+
 def build_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     if config.optimizer == "sgd":
         return torch.optim.SGD(
-            model.parameters(),
+            trainable(model),
             lr=config.lr,
             momentum=config.momentum,
             weight_decay=config.weight_decay,
         )
-    return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.Adam(trainable(model), lr=config.lr, weight_decay=config.weight_decay)
 
 
 def build_scheduler(
@@ -167,6 +185,53 @@ def evaluate(
     return total_loss / len(x_all), correct / len(x_all)
 
 
+def initial_params(path: str | Path) -> tuple[dict[str, Any], dict[str, int]]:
+    """The edge parameters ``--init`` starts from and the checkpoint's sizes.
+
+    The same numbers ``export-c --weights`` embeds: a checkpoint with FPTT state gives W_bar.
+    """
+    from edgefptt.codegen.inputs import checkpoint_params
+
+    if not Path(path).is_file():
+        raise CheckpointError(f"--init: no checkpoint at {path}")
+    return checkpoint_params(Path(path))
+
+
+def load_initial_weights(
+    model: SequenceClassifier, config: TrainConfig, data: SequenceData
+) -> None:
+    """Load ``config.init`` into ``model`` (b goes to b_ih, b_hh becomes zero)."""
+    if config.cell != "lstm" or config.layers != 1 or config.readout != "last":
+        raise ConfigError(
+            "--init loads edge-layout weights: train with --cell lstm --layers 1 --readout last"
+        )
+    assert config.init is not None
+    params, sizes = initial_params(config.init)
+    wanted = {
+        "input_size": (data.input_size, f"the {data.name} inputs have"),
+        "hidden_size": (config.hidden, "--hidden is"),
+        "num_classes": (data.num_outputs, f"{data.name} has"),
+    }
+    for key, (value, what) in wanted.items():
+        if sizes[key] != value:
+            name = key.replace("_", " ")
+            raise ConfigError(f"--init {config.init} has {name} {sizes[key]}, but {what} {value}")
+    edge_to_model(params, model)
+
+
+@torch.no_grad()
+def one_bias_per_gate(model: SequenceClassifier) -> None:
+    """Fold b_hh into b_ih and freeze b_hh at zero: the device's single bias b = b_ih."""
+    for layer in range(model.rnn.num_layers):
+        b_ih = getattr(model.rnn, f"bias_ih_l{layer}", None)
+        b_hh = getattr(model.rnn, f"bias_hh_l{layer}", None)
+        if b_ih is None or b_hh is None:
+            continue
+        b_ih.add_(b_hh)
+        b_hh.zero_()
+        b_hh.requires_grad_(False)
+
+
 class _InterruptFlag:
     """Turns the first Ctrl-C into a flag read at batch boundaries; a second one aborts."""
 
@@ -203,16 +268,27 @@ class Trainer:
         callbacks: TrainCallbacks | None = None,
     ) -> None:
         partition_bounds(data.seq_len, config.effective_partitions)  # validates K against T
+        self.device = config.recipe == "device"
+        if self.device:
+            if data.task != "classification":
+                raise ConfigError(
+                    f"--recipe device trains classifiers; {data.name} is a {data.task} task"
+                )
+            batches_per_epoch(len(data.train_x), config.batch_size)  # N < B is an error
         self.config = config
         self.data = data
         self.out_dir = out_dir
         self.callbacks = callbacks or TrainCallbacks()
         self.model = build_model(config, data)
+        if config.init is not None:
+            load_initial_weights(self.model, config, data)
+        if self.device:
+            one_bias_per_gate(self.model)
         self.optimizer = build_optimizer(config, self.model)
         self.scheduler = build_scheduler(config, self.optimizer)
         self.fptt = (
             FPTT(
-                self.model.parameters(),
+                trainable(self.model),
                 alpha=config.alpha,
                 beta=config.beta,
                 linear_coef=config.linear_coef,
@@ -227,6 +303,12 @@ class Trainer:
         self.next_batch = 0
         self.partial: dict[str, float] = {}
         self.history: list[dict[str, Any]] = []
+        # device recipe: the PRNG (state after the last key drawn) and the current epoch's key
+        self.prng = SplitMix64(config.seed)
+        self.epoch_key: int | None = None
+        self.key_epoch = -1
+        self.early_stop = EarlyStop(config.patience)
+        self.stopped_early = False
 
     # ------------------------------------------------------------------ checkpoints
     @property
@@ -251,6 +333,14 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
                 "fptt": None if self.fptt is None else self.fptt.state_dict(),
+                # which parameters the FPTT state belongs to, in its order (W_bar for export)
+                "fptt_params": [n for n, p in self.model.named_parameters() if p.requires_grad],
+                "order": {
+                    "prng_state": self.prng.state,
+                    "key": self.epoch_key,
+                    "key_epoch": self.key_epoch,
+                },
+                "early_stop": {**self.early_stop.state_dict(), "stopped": self.stopped_early},
                 "epoch": self.epoch,
                 "next_batch": self.next_batch,
                 "partial": dict(self.partial),
@@ -264,16 +354,17 @@ class Trainer:
             raise ConfigError("resuming needs an output directory (--out)")
         saved = load_checkpoint(self.checkpoint_path)
         mine = self.config.model_dump()
-        may_change = RESUMABLE_CHANGES | ({"epochs"} if mine["schedule"] == "constant" else set())
+        theirs = {**LATER_SETTINGS, **saved["config"]}
+        # A constant or stepped (device) learning rate does not depend on the number of epochs.
+        per_epoch_lr = mine["schedule"] == "constant"
+        may_change = RESUMABLE_CHANGES | ({"epochs"} if per_epoch_lr else set())
         differing = sorted(
             key
-            for key in set(mine) | set(saved["config"])
-            if key not in may_change and mine.get(key) != saved["config"].get(key)
+            for key in set(mine) | set(theirs)
+            if key not in may_change and mine.get(key) != theirs.get(key)
         )
         if differing:
-            shown = ", ".join(
-                f"--{k.replace('_', '-')}={saved['config'].get(k)!r}" for k in differing
-            )
+            shown = ", ".join(f"--{k.replace('_', '-')}={theirs.get(k)!r}" for k in differing)
             raise CheckpointError(
                 f"{self.checkpoint_path} was trained with other settings; resume with {shown}"
             )
@@ -291,6 +382,17 @@ class Trainer:
         self.next_batch = int(saved["next_batch"])
         self.partial = {k: float(v) for k, v in saved["partial"].items()}
         self.history = list(saved["history"])
+        order = saved.get("order")
+        if order is not None:
+            self.prng.state = int(order["prng_state"])
+            self.epoch_key = None if order["key"] is None else int(order["key"])
+            self.key_epoch = int(order["key_epoch"])
+        elif self.device:
+            raise CheckpointError(f"{self.checkpoint_path} lacks the device recipe's PRNG state")
+        early = saved.get("early_stop")
+        if early is not None:
+            self.early_stop.load_state_dict(early)
+            self.stopped_early = bool(early.get("stopped", False))
 
     # ------------------------------------------------------------------ one batch
     def train_batch(
@@ -317,8 +419,9 @@ class Trainer:
                     if self.checkpoint_path is not None and self.checkpoint_path.exists()
                     else ""
                 )
+                advice = "lower --lr" if self.device else "lower --lr or set --clip"
                 raise NonFiniteLossError(
-                    f"loss became {loss_value} at {where}; lower --lr or set --clip{kept}",
+                    f"loss became {loss_value} at {where}; {advice}{kept}",
                     checkpoint=str(self.checkpoint_path) if kept else None,
                 )
             weight = (p + 1) / num_parts if fptt and config.loss_weighting == "ramp" else 1.0
@@ -337,16 +440,34 @@ class Trainer:
 
     # ------------------------------------------------------------------ epochs
     def _epoch_order(self, epoch: int) -> torch.Tensor:
+        if self.device:
+            # The device's order: one splitmix64 key per epoch, drawn once (kept on resume).
+            if self.key_epoch != epoch or self.epoch_key is None:
+                self.epoch_key = self.prng.next()
+                self.key_epoch = epoch
+            order = device_permutation(len(self.data.train_x), self.epoch_key)
+            return torch.from_numpy(order)
         # One generator per epoch, seeded from the run's seed: resuming needs no RNG state.
         generator = torch.Generator().manual_seed(self.config.seed * 100_003 + epoch)
         return torch.randperm(len(self.data.train_x), generator=generator)
 
+    def epoch_lr(self, epoch: int) -> float:
+        """The device recipe's learning rate of the 0-based ``epoch`` (float32 arithmetic)."""
+        step_epochs, factor = self.config.lr_step_schedule
+        return epoch_lr(self.config.lr, epoch, step_epochs, factor)
+
     def run(self) -> TrainResult:
         config, data = self.config, self.data
-        num_batches = math.ceil(len(data.train_x) / config.batch_size)
+        if self.device:  # only full batches; the rest of the epoch's order is not trained on
+            num_batches = batches_per_epoch(len(data.train_x), config.batch_size)
+        else:
+            num_batches = math.ceil(len(data.train_x) / config.batch_size)
         with _InterruptFlag().installed() as interrupt:
-            while self.epoch < config.epochs:
+            while self.epoch < config.epochs and not self.stopped_early:
                 order = self._epoch_order(self.epoch)
+                if self.device:
+                    for group in self.optimizer.param_groups:
+                        group["lr"] = self.epoch_lr(self.epoch)
                 self.callbacks.on_epoch_start(self.epoch + 1, num_batches, self.next_batch)
                 measured = False
                 while self.next_batch < num_batches:
@@ -374,7 +495,10 @@ class Trainer:
                         )
                         measured = True
                     p = self.partial
-                    p["loss_sum"] = p.get("loss_sum", 0.0) + loss * len(index)
+                    # the device recipe's train loss is the mean over batches (all of size B)
+                    weight = 1 if self.device else len(index)
+                    p["loss_sum"] = p.get("loss_sum", 0.0) + loss * weight
+                    p["batches"] = p.get("batches", 0.0) + 1
                     p["correct"] = p.get("correct", 0.0) + correct
                     p["seen"] = p.get("seen", 0.0) + len(index)
                     p["wall_s"] = p.get("wall_s", 0.0) + time.perf_counter() - started
@@ -395,7 +519,7 @@ class Trainer:
         p = self.partial
         record = {
             "epoch": self.epoch + 1,
-            "train_loss": p["loss_sum"] / p["seen"],
+            "train_loss": p["loss_sum"] / (p["batches"] if self.device else p["seen"]),
             "train_accuracy": p["correct"] / p["seen"],
             "test_loss": test_loss,
             "test_accuracy": test_accuracy,
@@ -405,6 +529,8 @@ class Trainer:
             "peak_activation_bytes": int(p.get("peak_activation_bytes", 0)),
         }
         self.history.append(record)
+        if self.early_stop.update(test_loss):
+            self.stopped_early = True
         self.epoch += 1
         self.next_batch = 0
         self.partial = {}
@@ -423,6 +549,7 @@ class Trainer:
             checkpoint=None if self.checkpoint_path is None else str(self.checkpoint_path),
             model=self.model,
             fptt=self.fptt,
+            stopped_early=self.stopped_early,
         )
 
 

@@ -2,7 +2,10 @@
  *
  *   learn_host --train FILE [--test FILE] [--epochs N] [--lr X] [--lr-step E:F] [--seed S]
  *              [--patience P] [--state FILE] [--resume] [--save-every N] [-t THREADS] [--json]
+ *   learn_host --evaluate --test FILE [--state FILE --resume] [-t THREADS] [--json]
  *
+ * --evaluate trains nothing: it prints the test metrics of the exported model (or of the saved
+ * state) as epoch 0 (train fields `-`), and writes nothing.
  * One line per epoch: `epoch E train_loss L train_acc A test_loss L2 test_acc B seconds S`
  * (test fields `-` without --test), or with --json one JSON object per epoch (with the lr and
  * the test set's confusion matrix). --epochs is the total to reach: a resumed run continues up
@@ -24,7 +27,8 @@ static int usage(const char *prog, const char *problem)
 {
     fprintf(stderr, "error: %s (usage: %s --train FILE [--test FILE] [--epochs N] [--lr X] "
                     "[--lr-step E:F] [--seed S] [--patience P] [--state FILE] [--resume] "
-                    "[--save-every N] [-t THREADS] [--json])\n", problem, prog);
+                    "[--save-every N] [-t THREADS] [--json]; or --evaluate --test FILE)\n",
+            problem, prog);
     return 2;
 }
 
@@ -63,7 +67,11 @@ static int parse_float(const char *text, float *out)
 static void print_epoch(const ef_epoch_report *r, int json)
 {
     if (!json) {
-        printf("epoch %u train_loss %.9g train_acc %.9g", r->epoch, r->train_loss, r->train_acc);
+        if (r->train_samples > 0)
+            printf("epoch %u train_loss %.9g train_acc %.9g", r->epoch, r->train_loss,
+                   r->train_acc);
+        else
+            printf("epoch %u train_loss - train_acc -", r->epoch);
         if (r->has_test)
             printf(" test_loss %.9g test_acc %.9g", r->test_loss, r->test_acc);
         else
@@ -72,9 +80,13 @@ static void print_epoch(const ef_epoch_report *r, int json)
         fflush(stdout);
         return;
     }
-    printf("{\"epoch\": %u, \"lr\": %.9g, \"train_loss\": %.17g, \"train_acc\": %.17g, "
-           "\"train_samples\": %u, ", r->epoch, (double)r->lr, r->train_loss, r->train_acc,
-           r->train_samples);
+    if (r->train_samples > 0)
+        printf("{\"epoch\": %u, \"lr\": %.9g, \"train_loss\": %.17g, \"train_acc\": %.17g, "
+               "\"train_samples\": %u, ", r->epoch, (double)r->lr, r->train_loss, r->train_acc,
+               r->train_samples);
+    else
+        printf("{\"epoch\": %u, \"lr\": null, \"train_loss\": null, \"train_acc\": null, "
+               "\"train_samples\": 0, ", r->epoch);
     if (r->has_test) {
         printf("\"test_loss\": %.17g, \"test_acc\": %.17g, \"test_samples\": %u, \"confusion\": [",
                r->test_loss, r->test_acc, r->test_samples);
@@ -99,7 +111,7 @@ int main(int argc, char **argv)
     unsigned long long epochs = 10, seed = 0, patience = 0, save_every = 0, threads = 0;
     unsigned long long step_epochs = 0;
     float lr = EDGEFPTT_LEARNING_RATE, factor = 1.0f;
-    int resume = 0, json = 0;
+    int resume = 0, json = 0, evaluate = 0;
     /* which settings were given: on --resume they must equal the saved ones */
     int given_lr = 0, given_step = 0, given_seed = 0, given_patience = 0;
     char message[EF_ERR_BYTES + 64];
@@ -113,6 +125,10 @@ int main(int argc, char **argv)
         }
         if (strcmp(opt, "--json") == 0) {
             json = 1;
+            continue;
+        }
+        if (strcmp(opt, "--evaluate") == 0) {
+            evaluate = 1;
             continue;
         }
         int known = strcmp(opt, "--train") == 0 || strcmp(opt, "--test") == 0 ||
@@ -178,16 +194,21 @@ int main(int argc, char **argv)
     }
     if (threads == 0)
         threads = EDGEFPTT_DEFAULT_THREADS;
-    if (train_path == NULL)
+    if (evaluate && test_path == NULL)
+        return usage(argv[0], "--evaluate needs --test FILE");
+    if (evaluate && state_path != NULL && !resume)
+        return bad("--evaluate reads a state with --state FILE --resume, and writes none");
+    if (!evaluate && train_path == NULL)
         return usage(argv[0], "--train FILE is required (a sample file from edgefptt export-data)");
     if (resume && state_path == NULL)
         return bad("--resume needs --state FILE (the state to continue from)");
 
     /* Every input is checked before the state is touched. */
     ef_source train, test;
-    if (ef_source_file(&train, train_path, message) != EF_OK)
+    train.fd = -1;
+    if (train_path != NULL && ef_source_file(&train, train_path, message) != EF_OK)
         return bad(message);
-    if (train.count < EDGEFPTT_BATCH_SIZE) {
+    if (train_path != NULL && train.count < EDGEFPTT_BATCH_SIZE) {
         snprintf(message, sizeof message, "%s has %u samples, fewer than one batch (B = %d)",
                  train_path, train.count, EDGEFPTT_BATCH_SIZE);
         return bad(message);
@@ -237,7 +258,7 @@ int main(int argc, char **argv)
                      (unsigned long long)saved->seed, saved->patience);
             return bad(message);
         }
-        if (learner.stopped || learner.epoch >= epochs)
+        if (!evaluate && (learner.stopped || learner.epoch >= epochs))
             fprintf(stderr, "%s is at epoch %u%s; nothing to do (raise --epochs to go on)\n",
                     state_path, learner.epoch, learner.stopped ? ", stopped early" : "");
     } else {
@@ -250,6 +271,17 @@ int main(int argc, char **argv)
     learner.save_every = (uint32_t)save_every;
 
     ef_epoch_report report;
+    if (evaluate) {
+        memset(&report, 0, sizeof report);
+        report.epoch = learner.epoch;
+        int rc = ef_learner_evaluate(&learner, &test, &report);
+        if (rc != EF_OK) {
+            fprintf(stderr, "error: %s\n", learner.err);
+            return rc == EF_EINPUT ? 2 : 1;
+        }
+        print_epoch(&report, json);
+        epochs = 0; /* nothing to train */
+    }
     while (!learner.stopped && learner.epoch < epochs) {
         int rc = ef_learner_epoch(&learner, &train, test_path ? &test : NULL, keep, &report);
         if (rc != EF_OK) {

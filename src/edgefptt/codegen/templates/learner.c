@@ -813,9 +813,10 @@ int ef_learner_epoch(ef_learner *L, ef_source *train, ef_source *test, ef_store 
         if (rc != EF_OK)
             return rc;
     }
-    double metric = rep->has_test ? rep->test_loss : rep->train_loss;
-    if (metric < (double)L->best) {
-        L->best = (float)metric;
+    /* compared in float, as the saved best is a float: a run that resumes decides alike */
+    float metric = (float)(rep->has_test ? rep->test_loss : rep->train_loss);
+    if (metric < L->best) {
+        L->best = metric;
         L->bad_epochs = 0;
     } else {
         L->bad_epochs += 1;
