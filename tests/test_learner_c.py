@@ -87,7 +87,7 @@ def test_fp32_equals_golden_learner(fp32, digits):
     out = _learn(fp32, "--epochs", str(EPOCHS), "--lr-step", "2:0.5", "--seed", "7")
     golden = golden_learn(
         fp32.network, fp32.run, fp32.params, train_x, train_y, test_x, test_y,
-        epochs=EPOCHS, lr0=LR, lr_step=(2, 0.5), seed=7,
+        epochs=EPOCHS, lr0=LR, lr_step="2:0.5", seed=7,
     )  # fmt: skip
     assert len(out.epochs) == EPOCHS
     for mine, ref in zip(out.epochs, golden.records, strict=True):
@@ -277,3 +277,45 @@ def test_json_lines_parse(fp32):
     ).stdout.split()  # fmt: skip
     assert text[0::2][:6] == ["epoch", "train_loss", "train_acc", "test_loss", "test_acc",
                               "seconds"]  # fmt: skip
+
+
+def test_c_learner_equals_host_device_recipe(tmp_path, digits):
+    """A checkpoint trained on the host, exported with --weights; the C learner and the host's
+    `--recipe device` (torch autograd) fine-tune it for 3 epochs: the same epochs to 1e-4."""
+    import torch
+
+    from edgefptt.codegen.inputs import checkpoint_params
+    from edgefptt.data.base import SequenceData
+    from edgefptt.train.config import make_config
+    from edgefptt.train.loop import fit
+
+    train_x, train_y, test_x, test_y = digits
+    data = SequenceData(
+        "digits-small", torch.from_numpy(train_x), torch.from_numpy(train_y),
+        torch.from_numpy(test_x), torch.from_numpy(test_y), num_classes=10,
+    )  # fmt: skip
+    pretrain = make_config(hidden=HIDDEN, partitions=K, batch_size=BATCH, epochs=1, seed=1)
+    fit(pretrain, data, out_dir=tmp_path / "pre")
+    ckpt = tmp_path / "pre" / "checkpoint.pt"
+    params, sizes = checkpoint_params(ckpt)
+    net, run = make_specs(
+        None, **sizes, batch_size=BATCH, seq_len=64, partitions=K, schedule="exact",
+        learning_rate=LR,
+    )  # fmt: skip
+    export = export_c(net, run, tmp_path / "c", params=params)
+    make(export.out_dir, "host")
+    write_samples(export.out_dir / "train.efs", train_x, train_y, 10)
+    write_samples(export.out_dir / "test.efs", test_x, test_y, 10)
+    device = _learn(export, "--epochs", "3", "--seed", "3", "--lr-step", "1:0.8")
+    host = fit(
+        make_config(
+            recipe="device", init=str(ckpt), hidden=HIDDEN, partitions=K, batch_size=BATCH,
+            epochs=3, seed=3, lr=LR, lr_step="1:0.8",
+        ),
+        data,
+    )  # fmt: skip
+    for mine, ref in zip(device.epochs, host.history, strict=True):
+        _close(mine["train_loss"], ref["train_loss"], 1e-4)
+        _close(mine["test_loss"], ref["test_loss"], 1e-4)
+        assert mine["train_acc"] == pytest.approx(ref["train_accuracy"], abs=1e-9)
+        assert mine["test_acc"] == pytest.approx(ref["test_accuracy"], abs=1e-9)
