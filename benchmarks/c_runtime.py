@@ -81,7 +81,8 @@ def main() -> dict:
             paper = plan_memory(net, make_specs("paper-smnist", partitions=k)[1], "paper")
             binaries = {
                 name: make(export.out_dir, "host", cflags=args.cflags, binary=f"train_{name}",
-                           portable=CONFIGS[name][0], flush_subnormals=CONFIGS[name][1])
+                           portable=CONFIGS[name][0], flush_subnormals=CONFIGS[name][1],
+                           learner=False)
                 for name in names
             }  # fmt: skip
             c_s = {name: float("inf") for name in names}

@@ -75,7 +75,7 @@ def _dump_shapes(export):
 @pytest.mark.parametrize("threads", [1, 4])
 def test_fp32_matches_golden(exports, case, threads):
     export = exports[case]
-    binary = make(export.out_dir, "host")  # -O2; make fails on any warning (-Werror)
+    binary = make(export.out_dir, "host", learner=False)  # -O2; make fails on any warning (-Werror)
     out = run_binary(binary, threads=threads, dump_shapes=_dump_shapes(export))
     golden = _golden(export)
     assert len(out.losses) == export.run.partitions
@@ -97,7 +97,7 @@ def test_fp32_matches_golden(exports, case, threads):
 
 def test_sanitizers_with_threads(exports):
     export = exports["k14"]
-    binary = make(export.out_dir, "sanitize")
+    binary = make(export.out_dir, "sanitize", learner=False)
     golden = _golden(export)
     for threads in (1, 4):
         out = run_binary(binary, threads=threads, dump_shapes=_dump_shapes(export))
@@ -108,7 +108,7 @@ def test_sanitizers_with_threads(exports):
 @pytest.mark.parametrize("plan", ["lifetime", "recompute"])
 def test_bf16_matches_golden(tmp_path_factory, rounding, plan):
     export = _export(tmp_path_factory, "bf16", SMALL, 12, 3, "bf16", plan, rounding)
-    binary = make(export.out_dir, "sanitize" if plan == "recompute" else "host")
+    binary = make(export.out_dir, "sanitize" if plan == "recompute" else "host", learner=False)
     golden = _golden(export, plan)
     for threads in (1, 4):
         out = run_binary(binary, threads=threads, dump_shapes=_dump_shapes(export))
@@ -129,7 +129,9 @@ def test_rounding_modes_differ_where_ties_occur():
 
 def test_recompute_fp32_with_threads(tmp_path_factory):
     export = _export(tmp_path_factory, "rc", SMALL, 20, 3, "fp32", "recompute")
-    out = run_binary(make(export.out_dir, "host"), threads=4, dump_shapes=_dump_shapes(export))
+    out = run_binary(
+        make(export.out_dir, "host", learner=False), threads=4, dump_shapes=_dump_shapes(export)
+    )
     golden = _golden(export, "recompute")
     np.testing.assert_allclose(out.losses, golden.losses, rtol=1e-5)
 
@@ -138,7 +140,7 @@ def test_recompute_fp32_with_threads(tmp_path_factory):
 @pytest.mark.parametrize("case", ["k1", "k14"])
 def test_arena_is_the_only_allocation(exports, case):
     export = exports[case]
-    binary = make(export.out_dir, "host")
+    binary = make(export.out_dir, "host", learner=False)
     planned = plan_memory(export.network, export.run, "lifetime").total_bytes
     assert export.arena_bytes == planned
     assert json.loads((export.out_dir / "golden.json").read_text())["arena_bytes"] == planned
@@ -169,7 +171,12 @@ def test_portable_and_flush_builds_match_golden(exports, wide_export, portable, 
     for export in (exports["k14"], exports["k784"], wide_export):
         name = f"train_p{int(portable)}_f{int(flush)}"
         binary = make(
-            export.out_dir, "host", binary=name, portable=portable, flush_subnormals=flush
+            export.out_dir,
+            "host",
+            binary=name,
+            portable=portable,
+            flush_subnormals=flush,
+            learner=False,
         )
         out = run_binary(binary, threads=1, dump_shapes=_dump_shapes(export))
         golden = _golden(export)

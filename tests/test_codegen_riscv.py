@@ -29,8 +29,8 @@ def _export(tmp_path_factory, t, k, dtype="fp32", **sizes):
 def test_riscv_matches_host_and_golden(tmp_path_factory, k, dtype):
     export = _export(tmp_path_factory, 28, k, dtype)
     shapes = (export.network.param_shapes(), (export.run.batch_size, export.network.num_classes))
-    host = run_binary(make(export.out_dir, "host"), dump_shapes=shapes)
-    riscv_bin = make(export.out_dir, "riscv")
+    host = run_binary(make(export.out_dir, "host", learner=False), dump_shapes=shapes)
+    riscv_bin = make(export.out_dir, "riscv", learner=False)
     golden = execute(build_exact(export.network, export.run), export.params, export.inputs,
                      export.labels)  # fmt: skip
     for threads in (1, 4):
@@ -51,7 +51,7 @@ def test_instruction_counts_grow_with_the_update_per_partition(tmp_path_factory)
     counts = {}
     for k in (1, 7, 28):
         export = _export(tmp_path_factory, 28, k)
-        counts[k] = instructions_per_pass(make(export.out_dir, "riscv"))
+        counts[k] = instructions_per_pass(make(export.out_dir, "riscv", learner=False))
     p = export.network.num_params
     assert counts[1] < counts[7] < counts[28]
     # Each extra update reads and writes W, grad, W_bar, lam: at least 8 memory ops per parameter.

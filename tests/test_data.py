@@ -94,3 +94,11 @@ def test_adding_problem_targets_are_the_marked_sums() -> None:
 def test_unknown_dataset() -> None:
     with pytest.raises(ConfigError, match="unknown dataset"):
         load_dataset("imagenet")
+
+
+def test_digits_limit_keeps_the_first_samples_of_each_split() -> None:
+    whole = load_dataset("digits")
+    cut = load_dataset("digits", limit=50)
+    assert len(cut.train_x) == 50 and len(cut.test_y) == 50
+    assert torch.equal(cut.train_x, whole.train_x[:50])
+    assert torch.equal(cut.test_y, whole.test_y[:50])

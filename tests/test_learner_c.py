@@ -319,3 +319,20 @@ def test_c_learner_equals_host_device_recipe(tmp_path, digits):
         _close(mine["test_loss"], ref["test_loss"], 1e-4)
         assert mine["train_acc"] == pytest.approx(ref["train_accuracy"], abs=1e-9)
         assert mine["test_acc"] == pytest.approx(ref["test_accuracy"], abs=1e-9)
+
+
+def test_learner_is_clean_under_sanitizers(fp32, tmp_path):
+    """AddressSanitizer + UndefinedBehaviorSanitizer over training, a state write, a resume and
+    an evaluation: no report, and the same numbers as the optimized build."""
+    make(fp32.out_dir, "sanitize")
+    sanitized = fp32.out_dir / "learn_sanitize"
+    state = str(tmp_path / "asan.state")
+    first = run_learner(sanitized, *_files(fp32), "--epochs", "1", "--state", state, "-t", "2")
+    rest = run_learner(sanitized, *_files(fp32), "--epochs", "2", "--state", state, "--resume")
+    only = run_learner(sanitized, "--evaluate", "--test", str(fp32.out_dir / "test.efs"))
+    assert "Sanitizer" not in first.stderr + rest.stderr + only.stderr
+    plain = _learn(fp32, "--epochs", "2")
+    for a, b in zip(first.epochs + rest.epochs, plain.epochs, strict=True):
+        _close(a["train_loss"], b["train_loss"], 1e-5)
+        assert a["confusion"] == b["confusion"]
+    assert only.epochs[0]["epoch"] == 0 and only.epochs[0]["train_loss"] is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from edgefptt.data import adding, digits, smnist, speech_commands
@@ -32,7 +33,17 @@ def load_dataset(
     if order not in ("pixel", "row"):
         raise ConfigError(f"unknown order {order!r}; choose 'pixel' or 'row'")
     if name == "digits":
-        return digits.load(order=order)
+        data = digits.load(order=order)
+        if limit is None:
+            return data
+        # the first N of each split (normalised with the whole training split's statistics)
+        return replace(
+            data,
+            train_x=data.train_x[:limit],
+            train_y=data.train_y[:limit],
+            test_x=data.test_x[:limit],
+            test_y=data.test_y[:limit],
+        )
     if name == "smnist":
         return smnist.load(data_dir, order=order, permute=permute, limit=limit)
     if name == "adding":

@@ -24,10 +24,12 @@ def compute(ctx: ReportContext) -> dict[str, Any]:
             ctx.progress(f"generated C, K={k}", n / len(ks))
             net, run = make_specs("paper-smnist", partitions=k, schedule="exact")
             export = export_c(net, run, Path(tmp) / f"k{k}")
-            binary = make(export.out_dir, "host")
+            binary = make(export.out_dir, "host", learner=False)
             c_s = run_binary(binary, threads=1, time_passes=passes).pass_s
             # the same build with subnormals flushed (x86 FTZ|DAZ; elsewhere the flag is a no-op)
-            flushed = make(export.out_dir, "host", binary="train_flush", flush_subnormals=True)
+            flushed = make(
+                export.out_dir, "host", binary="train_flush", flush_subnormals=True, learner=False
+            )
             c_flush_s = run_binary(flushed, threads=1, time_passes=passes).pass_s
             torch_s = torch_pass_s(net, run, export.inputs, export.labels, passes)
             paper = plan_memory(net, make_specs("paper-smnist", partitions=k)[1], "paper")
