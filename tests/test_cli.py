@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -137,3 +138,17 @@ def test_console_script_runs_without_traceback(tmp_path: Path) -> None:
         [sys.executable, "-m", "edgefptt", "--help"], capture_output=True, text=True, check=False
     )
     assert helped.returncode == 0 and "demo" in helped.stdout and "train" in helped.stdout
+
+
+@pytest.mark.skipif(shutil.which("cc") is None or shutil.which("make") is None,
+                    reason="the edge step needs a C compiler and make")  # fmt: skip
+def test_demo_ends_with_the_edge_step(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "demo", "--epochs", "1", "--json")
+    assert code == 0
+    edge = json.loads(out)["edge"]
+    # the C evaluates the exported W_bar exactly as torch does: the same accuracy before
+    assert edge["device_before"] == pytest.approx(edge["host_accuracy"], abs=1e-9)
+    assert 0.0 <= edge["device_after"] <= 1.0
+    assert edge["ram_bytes"] == edge["arena_bytes"] + edge["batch_bytes"]
+    assert edge["batch_bytes"] == 8 * 64 * 4 + 8 * 4
+    assert edge["finetune_samples"] + edge["eval_samples"] == 360

@@ -198,9 +198,16 @@ def demo(
     partitions: int = typer.Option(8, "--partitions", "-K", help="K for FPTT"),
     epochs: int = typer.Option(30, help="epochs for each algorithm"),
     seed: int = typer.Option(0, help="random seed"),
+    edge: bool = typer.Option(
+        True,
+        "--edge/--no-edge",
+        help="end with the edge step: the FPTT model exported to C and fine-tuned there on "
+        "held-out digits (needs a C compiler and make; skipped with a note without them)",
+    ),
     as_json: bool = typer.Option(False, "--json", help="print one JSON document on stdout"),
 ) -> None:
-    """Train one LSTM on the bundled digits with BPTT and with FPTT, and compare the costs."""
+    """Train one LSTM on the bundled digits with BPTT and with FPTT, and compare the costs;
+    then fine-tune the FPTT model in generated C, as a device would."""
     base = make_config(dataset="digits", epochs=epochs, seed=seed, partitions=partitions)
     variants = {"bptt": {"algorithm": "bptt"}, "fptt": {"algorithm": "fptt"}}
     progress: list[RichTrainProgress] = []
@@ -216,6 +223,7 @@ def demo(
         for bar in progress:
             bar.__exit__(None, None, None)
     comparison = side_by_side(results["bptt"], results["fptt"])
+    step, skipped = _edge_step(results["fptt"], base, partitions, seed) if edge else (None, None)
     if as_json:
         emit_json(
             {
@@ -225,6 +233,7 @@ def demo(
                 "bptt": results["bptt"].summary(),
                 "fptt": results["fptt"].summary(),
                 "comparison": comparison,
+                "edge": step.to_dict() if step is not None else {"skipped": skipped},
             }
         )
         return
@@ -257,6 +266,61 @@ def demo(
         "parameter state: weights, gradients, optimizer and FPTT state.",
         style="dim",
     )
+    if step is not None:
+        stdout.print(_edge_table(step, cand_m))
+    elif skipped:
+        stderr.print(f"edge step skipped: {skipped}", style="dim")
+
+
+# The demo's edge step: fine-tune in C on one half of the test split, measure on the other.
+EDGE_LR, EDGE_BATCH, EDGE_EPOCHS = 0.01, 8, 1
+
+
+def _edge_step(result: TrainResult, config: TrainConfig, partitions: int, seed: int):
+    """(EdgeStep, None), or (None, why it was skipped)."""
+    import tempfile
+
+    from edgefptt.learn.edge_step import edge_finetune, edge_step_available
+
+    missing = edge_step_available()
+    if missing is not None:
+        return None, missing
+    data = load_data(config)
+    with (
+        stderr.status("edge step: exporting the FPTT model to C, building and fine-tuning ..."),
+        tempfile.TemporaryDirectory(prefix="edgefptt-demo-") as work,
+    ):
+        step = edge_finetune(
+            result.model, result.fptt, data, Path(work), partitions=partitions,
+            batch_size=EDGE_BATCH, lr=EDGE_LR, epochs=EDGE_EPOCHS, seed=seed,
+        )  # fmt: skip
+    return step, None
+
+
+def _edge_table(step: Any, host: dict[str, float]) -> Table:
+    table = Table(
+        title=f"edge step: the FPTT model fine-tuned in generated C (K = {step.partitions}, "
+        f"B = {step.batch_size}, SGD {step.lr}, {step.epochs} epoch on {step.finetune_samples} "
+        f"held-out digits; accuracy on the other {step.eval_samples})"
+    )
+    for column in ("", "host (PyTorch)", "device (generated C)"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        "accuracy before fine-tuning",
+        f"{100 * step.host_accuracy:.2f}%",
+        f"{100 * step.device_before:.2f}%",
+    )
+    table.add_row("accuracy after fine-tuning", "-", f"{100 * step.device_after:.2f}%")
+    table.add_row(
+        "training memory",
+        f"{human_bytes(host['peak_activation_bytes'] + host['param_state_bytes'])} "
+        "(activations + parameter state)",
+        f"{human_bytes(step.ram_bytes)} RAM (arena + one batch)",
+    )
+    table.add_row("persistent state", "checkpoint.pt", f"{human_bytes(step.state_file_bytes)} "
+                  "(two slots, CRC)")  # fmt: skip
+    table.add_row("time of the fine-tuning epoch", "-", f"{step.device_seconds:.3f} s")
+    return table
 
 
 def register(app: typer.Typer) -> None:
