@@ -87,14 +87,16 @@ def test_export_data_bad_input(
     assert not (tmp_path / "x.efs").exists()
 
 
-def test_export_data_missing_output_directory(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    out = tmp_path / "absent" / "x.efs"
-    code, _, err = _run(capsys, "export-data", "--dataset", "digits", "-o", str(out))
+def test_export_data_output_folders(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "absent" / "x.efs"  # missing folders are created
+    args = ["export-data", "--dataset", "digits", "--limit", "3"]
+    assert _run(capsys, *args, "-o", str(out))[0] == 0
+    assert out.is_file()
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, _, err = _run(capsys, *args, "-o", str(blocker / "x.efs"))  # under a file: refused
     assert code == 2
-    assert "does not exist" in _one_line_error(err)
-    assert not out.parent.exists()
+    assert "is a file, not a directory" in _one_line_error(err)
 
 
 def test_export_data_speech_validation_split(

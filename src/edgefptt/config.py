@@ -50,10 +50,12 @@ class RunSpec(BaseModel):
     partitions: int = Field(default=1, ge=1, description="K")
     dtype: Dtype = "fp32"
     schedule: Schedule = "paper"
-    learning_rate: float = Field(default=0.01, gt=0)
-    alpha: float = Field(default=0.1, gt=0)
-    beta: float = Field(default=0.5, gt=0, le=1)
-    linear_coef: float = Field(default=1.0, description="c in the FPTT regularizer")
+    learning_rate: float = Field(default=0.01, gt=0, allow_inf_nan=False)
+    alpha: float = Field(default=0.1, gt=0, allow_inf_nan=False)
+    beta: float = Field(default=0.5, gt=0, le=1, allow_inf_nan=False)
+    linear_coef: float = Field(
+        default=1.0, allow_inf_nan=False, description="c in the FPTT regularizer"
+    )
 
     @model_validator(mode="after")
     def _check_partitions(self) -> RunSpec:

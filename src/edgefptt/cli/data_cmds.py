@@ -73,12 +73,18 @@ def _check_limit(limit: int | None) -> None:
 
 
 def _check_output(path: Path, option: str) -> None:
+    """Refuse an output that cannot be written, before any work; create missing folders."""
     if path.is_dir():
         raise ConfigError(f"{option} {path} is a directory; give a file name")
-    if not path.parent.is_dir():
+    parent = next((p for p in (path.parent, *path.parent.parents) if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise ConfigError(f"{option} {path}: {parent} is a file, not a directory")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
         raise ConfigError(
-            f"{option} {path}: directory {path.parent} does not exist; create it first"
-        )
+            f"{option} {path}: cannot create {path.parent} ({exc.strerror})"
+        ) from None
 
 
 def load_split(

@@ -50,9 +50,16 @@ def export_c(
         None, "--data", help="An .npz with x (N, T, I) float and y (N,) int; first B used."
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the initial weights and synthetic batch."),
+    lr: float | None = typer.Option(
+        None,
+        "--lr",
+        help="SGD learning rate of the one-pass program and the learner's default "
+        "(default: the preset's, 0.01).",
+    ),
     as_json: bool = spec_options.JSON,
 ) -> None:
-    """Generate a C99 training routine (one static arena, no malloc) with golden.json."""
+    """Generate a C99 training routine and learner (one static arena, no malloc) with
+    golden.json."""
     from edgefptt.codegen import export_c as generate
     from edgefptt.codegen.export import checkpoint_sizes
 
@@ -68,6 +75,7 @@ def export_c(
         partitions=partitions,
         dtype=None if dtype == "auto" else dtype,
         schedule=schedule,
+        learning_rate=lr,
     )
     choice = None
     if memory_budget is not None:
@@ -134,7 +142,12 @@ def export_c(
     shown = ", ".join(f"{v:.5f}" for v in losses[:4]) + (" ..." if len(losses) > 4 else "")
     table.add_row("golden losses", shown)
     stdout.print(table)
-    stdout.print(f"build: make -C {out} host && {out}/train_host", highlight=False, soft_wrap=True)
+    stdout.print(
+        f"build: make -C {out} host, then {out}/train_host (one pass on the embedded batch) or "
+        f"{out}/learn_host --train FILE.efs [--test FILE.efs] (the learner, docs/learner.md)",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def register(app: typer.Typer) -> None:
