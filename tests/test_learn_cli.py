@@ -172,9 +172,9 @@ def test_evaluate_checkpoint_matches_training_evaluation(
     doc = json.loads(text)
     assert doc["accuracy"] == pytest.approx(accuracy, abs=1e-12)
     assert doc["loss"] == pytest.approx(loss, rel=1e-6)
-    assert doc["weights"] == "w_bar" and doc["samples"] == 360
+    assert doc["weights"] == "w_bar" and doc["samples"] == 100
     counts = np.array(doc["classes"]["confusion_matrix"])
-    assert counts.sum() == 360 and np.trace(counts) == round(accuracy * 360)
+    assert counts.sum() == 100 and np.trace(counts) == round(accuracy * 100)
     code, text, _ = _run(capsys, "evaluate", "--checkpoint", str(checkpoint))
     assert code == 0
     assert f"{100 * accuracy:.2f}%" in text and "confusion matrix" in text
@@ -194,7 +194,7 @@ def test_evaluate_on_a_sample_file(
     _, accuracy = _reference(result)
     samples = tmp_path / "test.efs"
     args = ["export-data", "--dataset", "digits", "--order", "row", "--split", "test"]
-    assert _run(capsys, *args, "-o", str(samples))[0] == 0
+    assert _run(capsys, *args, "--limit", "100", "-o", str(samples))[0] == 0  # as trained
     code, text, _ = _run(
         capsys, "evaluate", "--checkpoint", str(checkpoint), "--samples", str(samples), "--json"
     )

@@ -336,3 +336,48 @@ def test_learner_is_clean_under_sanitizers(fp32, tmp_path):
         _close(a["train_loss"], b["train_loss"], 1e-5)
         assert a["confusion"] == b["confusion"]
     assert only.epochs[0]["epoch"] == 0 and only.epochs[0]["train_loss"] is None
+
+
+def test_flash_image_sensor_callback_and_memory_store(fp32, tmp_path):
+    """The library as a device uses it (tests/learner_driver.c): training samples from a sample
+    file's bytes in memory, test samples from a callback, the state in a two-slot memory region
+    reloaded after the first epoch (a reset). Same epochs as learn_host."""
+    from pathlib import Path
+
+    out = fp32.out_dir
+    driver = Path(__file__).with_name("learner_driver.c")
+    binary = tmp_path / "driver"
+    sources = [str(driver)] + [
+        str(out / name)
+        for name in ("learner.c", "model.c", "data.c", "runtime.c", "matmul_portable.c",
+                     "matmul_gemmini.c")
+    ]  # fmt: skip
+    subprocess.run(
+        ["cc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-O2", f"-I{out}", "-o", str(binary),
+         *sources, "-lm", "-lpthread"],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    done = subprocess.run(
+        [str(binary), str(out / "train.efs"), str(out / "test.efs"), "3"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    lines = [line.split() for line in done.stdout.splitlines()]
+    reference = _learn(fp32, "--epochs", "3", "--lr", "0.05")
+    assert len(lines) == 3
+    for words, ref in zip(lines, reference.epochs, strict=True):
+        assert int(words[1]) == ref["epoch"]
+        _close(float(words[3]), ref["train_loss"], 1e-5)
+        _close(float(words[5]), ref["test_loss"], 1e-5)
+        assert float(words[7]) == pytest.approx(ref["test_acc"], abs=1e-9)
+
+
+def test_early_stop_matches_the_golden_learner(fp32, digits):
+    """--patience 1 with a learning rate too large to improve: both stop at the same epoch."""
+    train_x, train_y, test_x, test_y = digits
+    out = _learn(fp32, "--epochs", "8", "--lr", "3", "--patience", "1")
+    golden = golden_learn(
+        fp32.network, fp32.run, fp32.params, train_x, train_y, test_x, test_y,
+        epochs=8, lr0=3.0, patience=1,
+    )  # fmt: skip
+    assert golden.stopped_early and out.epochs[-1]["stopped"]
+    assert len(out.epochs) == len(golden.records) < 8
