@@ -36,13 +36,7 @@ LR = 0.05
 
 @pytest.fixture(scope="module")
 def digits():
-    data = load_dataset("digits")
-    return (
-        data.train_x[:N_TRAIN].numpy(),
-        data.train_y[:N_TRAIN].numpy(),
-        data.test_x[:N_TEST].numpy(),
-        data.test_y[:N_TEST].numpy(),
-    )
+    return _digits_arrays()
 
 
 def _build(tmp_path_factory, name, dtype="fp32", target="host"):
@@ -381,3 +375,42 @@ def test_early_stop_matches_the_golden_learner(fp32, digits):
     )  # fmt: skip
     assert golden.stopped_early and out.epochs[-1]["stopped"]
     assert len(out.epochs) == len(golden.records) < 8
+
+
+def test_import_c_of_a_learner_state_evaluates_like_the_device(fp32, tmp_path, capsys):
+    """The state learn_host wrote, imported as a checkpoint, scores on the host exactly what the
+    device printed for its last epoch (torch forward on the imported W_bar)."""
+    import torch
+
+    from edgefptt.cli import main
+    from edgefptt.data.base import SequenceData
+    from edgefptt.train.config import make_config
+    from edgefptt.train.loop import fit
+
+    train_x, train_y, test_x, test_y = (torch.from_numpy(a) for a in _digits_arrays())
+    like = tmp_path / "like"
+    data = SequenceData("digits-small", train_x, train_y, test_x, test_y, num_classes=10)
+    fit(make_config(hidden=HIDDEN, partitions=K, batch_size=BATCH, epochs=1), data, out_dir=like)
+    state = tmp_path / "device.state"
+    device = _learn(fp32, "--epochs", "2", "--state", str(state))
+    out = tmp_path / "device.pt"
+    assert (
+        main(["import-c", str(state), "--like", str(like / "checkpoint.pt"), "-o", str(out)]) == 0
+    )
+    capsys.readouterr()
+    code = main(["evaluate", "--checkpoint", str(out), "--samples",
+                 str(fp32.out_dir / "test.efs"), "--json"])  # fmt: skip
+    assert code == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["accuracy"] == pytest.approx(device.epochs[-1]["test_acc"], abs=1e-9)
+    _close(doc["loss"], device.epochs[-1]["test_loss"], 1e-5)
+
+
+def _digits_arrays():
+    data = load_dataset("digits")
+    return (
+        data.train_x[:N_TRAIN].numpy(),
+        data.train_y[:N_TRAIN].numpy(),
+        data.test_x[:N_TEST].numpy(),
+        data.test_y[:N_TEST].numpy(),
+    )
