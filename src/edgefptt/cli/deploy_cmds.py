@@ -39,6 +39,13 @@ def export_c(
         "K, plan and dtype that fit; --partitions, --plan or --dtype fp32|bf16 fix that "
         "choice. " + BYTES_HELP,
     ),
+    device: str | None = typer.Option(
+        None,
+        "--device",
+        help="A device preset (edgefptt memory --device list): export the fastest K, plan and "
+        "dtype whose learner fits its RAM less a reserve for stacks and bookkeeping, as "
+        "--memory-budget would with that budget (--dtype defaults to auto here).",
+    ),
     rounding: str = typer.Option(
         "rne", "--rounding", help="bf16 rounding on the core: rne (nearest even) or away."
     ),
@@ -63,8 +70,15 @@ def export_c(
     from edgefptt.codegen import export_c as generate
     from edgefptt.codegen.export import checkpoint_sizes
 
-    if dtype == "auto" and memory_budget is None:
-        raise ConfigError("--dtype auto lets --memory-budget pick the element type; give both")
+    if device is not None and memory_budget is not None:
+        raise ConfigError(
+            "give --device or --memory-budget, not both (--device budgets the device's RAM less "
+            "its reserve for stacks and bookkeeping)"
+        )
+    if dtype == "auto" and memory_budget is None and device is None:
+        raise ConfigError(
+            "--dtype auto lets --memory-budget or --device pick the element type; give one of them"
+        )
     explicit = {"input_size": input_size, "hidden_size": hidden, "num_classes": classes}
     sizes, params = checkpoint_sizes(weights, explicit)
     net, run = make_specs(
@@ -78,22 +92,38 @@ def export_c(
         learning_rate=lr,
     )
     choice = None
-    if memory_budget is not None:
+    fit = None
+    if memory_budget is not None or device is not None:
         from edgefptt.plan.budget import BUDGET_PLANS, choose, dtype_choices, parse_bytes
+        from edgefptt.plan.devices import fit_device
 
+        option = "--device" if device is not None else "--memory-budget"
         if run.schedule != "exact":
             raise ConfigError(
-                "--memory-budget sizes the exact schedule's learner (the only one export-c "
+                f"{option} sizes the exact schedule's learner (the only one export-c "
                 f"generates); drop --schedule {run.schedule}"
             )
-        choice = choose(
-            net,
-            run,
-            parse_bytes(memory_budget),
-            dtypes=dtype_choices(dtype, run.dtype),
-            plans=BUDGET_PLANS if plan is None else (plan,),
-            partitions=None if partitions is None else [partitions],
-        )
+        plans = BUDGET_PLANS if plan is None else (plan,)
+        ks = None if partitions is None else [partitions]
+        if device is not None:
+            fit = fit_device(
+                net,
+                run,
+                device,
+                dtypes=dtype_choices("auto" if dtype is None else dtype),
+                plans=plans,
+                partitions=ks,
+            )
+            choice = fit.require()
+        else:
+            choice = choose(
+                net,
+                run,
+                parse_bytes(str(memory_budget)),
+                dtypes=dtype_choices(dtype, run.dtype),
+                plans=plans,
+                partitions=ks,
+            )
         run, plan = choice.run, choice.plan
     # A spinner on stderr (nothing when it is not a terminal): the golden run takes seconds.
     with stderr.status(f"generating C and golden numbers for K={run.partitions} ..."):
@@ -113,6 +143,8 @@ def export_c(
         document = result.to_dict()
         if choice is not None:
             document["budget"] = choice.to_dict(candidates=False)
+        if fit is not None:
+            document["device"] = fit.to_dict()
         emit_json(document)
         return
     table = Table(title=f"export-c: {out}")
@@ -124,6 +156,13 @@ def export_c(
     )
     table.add_row("arena", f"{result.arena_bytes:,} B ({human_bytes(result.arena_bytes)})")
     table.add_row("plan", result.plan)
+    if fit is not None:
+        dev = fit.device
+        table.add_row(
+            "device",
+            f"{dev.name}: {dev.ram_bytes:,} B RAM - {fit.reserve_bytes:,} B reserve"
+            + ("" if dev.fpu_single else ", no FPU (soft float)"),
+        )
     if choice is not None:
         table.add_row(
             "memory budget",

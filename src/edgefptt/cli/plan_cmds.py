@@ -24,7 +24,8 @@ _PARTITIONS = typer.Option(None, "--partitions", help="FPTT partitions, K (defau
 _DTYPE = typer.Option(
     None,
     "--dtype",
-    help="Element type: fp32 or bf16 (default fp32); with --budget also auto (try both).",
+    help="Element type: fp32 or bf16 (default fp32); with --budget or --device also auto "
+    "(try both; the default with --device).",
 )
 _SCHEDULE = typer.Option(None, "--schedule", help="Workload schedule: paper or exact.")
 
@@ -55,12 +56,37 @@ def memory(
         "fastest K, plan and dtype that fit; --partitions, --plan or --dtype fp32|bf16 fix "
         "that choice. " + BYTES_HELP,
     ),
+    device: str | None = typer.Option(
+        None,
+        "--device",
+        help="A device preset (e.g. portenta-h7, gap8, qemu-virt; 'list' lists them): does "
+        "the generated C learner fit its RAM, less a reserve for stacks and bookkeeping, and "
+        "with which K, plan and dtype (--dtype defaults to auto here); also its state file "
+        "against the device's flash.",
+    ),
     as_json: bool = _JSON,
 ) -> None:
     """Training memory of one pass: arena size, floor and breakdown; or, with --budget, the
-    fastest K, plan and dtype whose learner fits a RAM budget."""
+    fastest K, plan and dtype whose learner fits a RAM budget; or, with --device, whether and
+    how it fits a device."""
     from edgefptt.plan import plan_memory
 
+    if device is not None:
+        if budget is not None:
+            raise ConfigError(
+                "give --device or --budget, not both (--device budgets the device's RAM less "
+                "its reserve for stacks and bookkeeping)"
+            )
+        _device_report(
+            device,
+            (preset, input_size, hidden, classes, batch, seq_len),
+            partitions,
+            dtype,
+            schedule,
+            plan,
+            as_json,
+        )
+        return
     if budget is not None:
         net, run = specs_from_options(
             preset,
@@ -76,7 +102,9 @@ def memory(
         _budget_report(net, run, budget, partitions, dtype, plan, as_json)
         return
     if dtype == "auto":
-        raise ConfigError("--dtype auto lets --budget pick the element type; give --budget too")
+        raise ConfigError(
+            "--dtype auto lets --budget or --device pick the element type; give one of them"
+        )
     plan = plan or "lifetime"
     net, run = specs_from_options(
         preset,
@@ -192,6 +220,143 @@ def _budget_report(
                 f"x{cand.latency / choice.latency:.2f}",
             )
         stdout.print(runners)
+
+
+def _device_report(
+    name: str,
+    sizes: tuple[str | None, int | None, int | None, int | None, int | None, int | None],
+    partitions: int | None,
+    dtype: str | None,
+    schedule: str | None,
+    plan: str | None,
+    as_json: bool,
+) -> None:
+    """`memory --device`: the presets (``list``), or whether the learner fits one and how."""
+    from edgefptt.plan.budget import BUDGET_PLANS, dtype_choices
+    from edgefptt.plan.devices import LIST_NAME, fit_device, get_device
+
+    if name == LIST_NAME:
+        _device_list(as_json)
+        return
+    device = get_device(name)
+    net, run = specs_from_options(
+        *sizes,
+        partitions=partitions,
+        dtype=None if dtype in (None, "auto") else dtype,
+        schedule=_budget_schedule(schedule, "--device"),
+    )
+    fit = fit_device(
+        net,
+        run,
+        device,
+        dtypes=dtype_choices("auto" if dtype is None else dtype),
+        plans=BUDGET_PLANS if plan is None else (plan,),
+        partitions=None if partitions is None else [partitions],
+    )
+    chosen = run if fit.choice is None else fit.choice.run
+    if as_json:
+        emit_json({**fit.to_dict(), **_spec_json(net, chosen)})
+        return
+    verdict = "fits" if fit.fits else "does NOT fit"
+    table = Table(
+        title=f"device {device.name}: the learner {verdict} (I={net.input_size} "
+        f"H={net.hidden_size} C={net.num_classes}, B={run.batch_size} T={run.seq_len}, exact "
+        "schedule)"
+    )
+    table.add_column("item")
+    table.add_column("bytes / value", justify="right")
+    table.add_column("", justify="right")
+
+    def row(label: str, value: int | None, note: str = "") -> None:
+        if value is None:
+            table.add_row(label, note or "-", "")
+        else:
+            table.add_row(label, f"{value:,}", note or human_bytes(value))
+
+    table.add_row("device", device.description, "")
+    table.add_row("cores", device.cores, "")
+    table.add_row("FPU", "single precision" if device.fpu_single else "none (soft float)", "")
+    row("RAM", device.ram_bytes)
+    row(
+        "reserve (stacks, bookkeeping)",
+        fit.reserve_bytes,
+        f"{device.core_count} x 8 KiB + 4 KiB" if fit.reserve_bytes == device.reserve_bytes else "",
+    )
+    row("budget for the learner", fit.budget_bytes)
+    table.add_section()
+    choice = fit.choice
+    if choice is not None:
+        table.add_row(
+            "choice",
+            f"K={choice.partitions} (L={choice.run.max_partition_len}), {choice.plan}, "
+            f"{choice.dtype}",
+            "",
+        )
+        row(f"arena ({choice.plan} plan)", choice.arena_bytes)
+        row("batch (B*T*I*e + 4*B labels)", choice.batch_bytes)
+        row("state image (140 + 3*P*e)", choice.state_bytes)
+        row("total", choice.total_bytes)
+        row("left", choice.bytes_left)
+    else:
+        least = fit.least
+        table.add_row("fits", "no", "")
+        row(
+            "smallest need",
+            fit.least_bytes,
+            f"K={least.partitions}, {least.plan}, {least.dtype}",
+        )
+        row("short by", fit.shortfall_bytes)
+    table.add_section()
+    flash_dtype = choice.dtype if choice is not None else fit.least.dtype
+    row(f"state file, flash ({flash_dtype}, 2 slots)", fit.flash_needed_bytes)
+    row("device flash", device.flash_bytes, "" if device.flash_bytes else "not known")
+    if fit.flash_left is not None:
+        row("flash left", fit.flash_left)
+    stdout.print(table)
+    if choice is not None:
+        stdout.print(
+            f"fits: K={choice.partitions}, {choice.plan}, {choice.dtype}; "
+            f"{choice.bytes_left:,} bytes of the budget left; modelled latency "
+            f"{choice.latency_seconds * 1e3:,.1f} ms per training pass on {choice.soc} (the "
+            "hardware model that ranks the choices, not a model of this device)",
+            highlight=False,
+            soft_wrap=True,
+        )
+    else:
+        stdout.print(f"does not fit {device.name}: {fit.reason()}", highlight=False, soft_wrap=True)
+    if fit.flash_excluded:
+        stdout.print(
+            f"flash: {', '.join(fit.flash_excluded)} not considered, its state file (two slots) "
+            f"exceeds the device's {device.flash_bytes:,} bytes of flash",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def _device_list(as_json: bool) -> None:
+    """`memory --device list`: the device presets."""
+    from edgefptt.plan.devices import DEVICES
+
+    if as_json:
+        emit_json([d.to_dict() for d in DEVICES.values()])
+        return
+    table = Table(title="device presets (edgefptt memory --device NAME)")
+    table.add_column("name")
+    for column in ("RAM", "for the learner", "flash", "cores"):
+        table.add_column(column, justify="right")
+    table.add_column("FPU")
+    table.add_column("description")
+    for d in DEVICES.values():
+        table.add_row(
+            d.name,
+            human_bytes(d.ram_bytes),
+            human_bytes(d.budget_bytes),
+            "-" if d.flash_bytes is None else human_bytes(d.flash_bytes),
+            str(d.core_count),
+            "yes" if d.fpu_single else "no",
+            d.description,
+        )
+    stdout.print(table)
 
 
 def ops(
