@@ -1,10 +1,12 @@
 """C code generation: the workload's kernel list as a dependency-free C99 training routine.
 
-``export_c`` writes a directory (sources, Makefile, golden.json); ``build`` compiles it for the
-host or RISC-V and runs it (natively or under qemu-riscv64).
+``export_c`` writes a directory (sources, Makefile, linker scripts, golden.json); ``build``
+compiles it for the host, RISC-V Linux or bare metal (RISC-V virt, Cortex-M mps2) and runs it
+(natively, under qemu-riscv64 or under qemu-system with semihosting).
 """
 
 from edgefptt.codegen.build import (
+    BAREMETAL,
     LEARNERS,
     BuildError,
     LearnOutput,
@@ -12,6 +14,9 @@ from edgefptt.codegen.build import (
     arena_symbols,
     count_instructions,
     make,
+    qemu_system_command,
+    run_baremetal,
+    run_baremetal_learner,
     run_binary,
     run_learner,
     tool_missing,
@@ -21,6 +26,7 @@ from edgefptt.codegen.inputs import checkpoint_params, load_batch, seeded_params
 from edgefptt.codegen.program import lower
 
 __all__ = [
+    "BAREMETAL",
     "EXPORT_PLANS",
     "LEARNERS",
     "BuildError",
@@ -35,6 +41,9 @@ __all__ = [
     "load_batch",
     "lower",
     "make",
+    "qemu_system_command",
+    "run_baremetal",
+    "run_baremetal_learner",
     "run_binary",
     "run_learner",
     "seeded_params",

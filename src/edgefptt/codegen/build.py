@@ -1,4 +1,5 @@
-"""Build and run an export: make host | riscv | sanitize, native or under qemu-riscv64.
+"""Build and run an export: make host | riscv | sanitize, native or under qemu-riscv64; the
+bare-metal builds (make baremetal-riscv, make cortex-m BOARD=...) under qemu-system.
 
 These helpers run external tools (make, a C compiler, qemu); a failing tool raises BuildError
 with the tool's last lines of output.
@@ -19,18 +20,38 @@ from typing import Any
 
 import numpy as np
 
+from edgefptt.codegen.boards import BOARDS, Board
 from edgefptt.errors import EdgeFPTTError
 
+# Bare-metal targets: the board each runs on (edgefptt.codegen.boards).
+BAREMETAL = {"baremetal-riscv": "riscv", "cortex-m-an386": "an386", "cortex-m-an500": "an500"}
 TARGETS = {"host": "train_host", "riscv": "train_riscv", "sanitize": "train_sanitize"}
+TARGETS |= {target: BOARDS[key].elf("train") for target, key in BAREMETAL.items()}
 # The learner each target builds beside the one-pass program.
 LEARNERS = {"host": "learn_host", "riscv": "learn_riscv", "sanitize": "learn_sanitize"}
-# The Debian packages that provide each tool (what .ci/run installs).
+LEARNERS |= {target: BOARDS[key].elf("learn") for target, key in BAREMETAL.items()}
+# The Debian packages that provide each tool (what .ci/run installs). "picolibc.specs" is
+# picolibc for the target's compiler (found with -print-file-name).
+_CORTEX_M_TOOLS = {
+    "make": "make",
+    "arm-none-eabi-gcc": "gcc-arm-none-eabi",
+    "picolibc.specs": "picolibc-arm-none-eabi",
+    "qemu-system-arm": "qemu-system-arm",
+}
 TOOLS = {
     "host": {"make": "make", "cc": "gcc"},
     "sanitize": {"make": "make", "cc": "gcc"},
     "riscv": {"make": "make", "riscv64-linux-gnu-gcc": "gcc-riscv64-linux-gnu",
               "qemu-riscv64": "qemu-user"},
+    "baremetal-riscv": {"make": "make", "riscv64-unknown-elf-gcc": "gcc-riscv64-unknown-elf",
+                        "picolibc.specs": "picolibc-riscv64-unknown-elf",
+                        "qemu-system-riscv64": "qemu-system-misc"},
+    "cortex-m-an386": _CORTEX_M_TOOLS,
+    "cortex-m-an500": _CORTEX_M_TOOLS,
 }  # fmt: skip
+# The bare-metal compilers' nm, for arena_symbols.
+NM = {"baremetal-riscv": "riscv64-unknown-elf-nm", "cortex-m-an386": "arm-none-eabi-nm",
+      "cortex-m-an500": "arm-none-eabi-nm", "riscv": "riscv64-linux-gnu-nm"}  # fmt: skip
 
 
 class BuildError(EdgeFPTTError):
@@ -49,10 +70,28 @@ class RunOutput:
     stdout: str = ""
 
 
+def _have_picolibc(compiler: str) -> bool:
+    """Does ``compiler`` find picolibc.specs (picolibc installed for it)?"""
+    if shutil.which(compiler) is None:
+        return False
+    done = subprocess.run(
+        [compiler, "-print-file-name=picolibc.specs"], capture_output=True, text=True, check=False
+    )
+    found = done.stdout.strip()
+    return done.returncode == 0 and os.path.isabs(found) and os.path.isfile(found)
+
+
 def tool_missing(target: str) -> str | None:
     """Why ``target`` cannot be built and run here, or None if it can."""
-    missing = [f"{tool} (apt package {pkg})" for tool, pkg in TOOLS[target].items()
-               if shutil.which(tool) is None]  # fmt: skip
+    tools = TOOLS[target]
+    compiler = next((tool for tool in tools if tool.endswith("-gcc")), "cc")
+
+    def absent(tool: str) -> bool:
+        if tool == "picolibc.specs":
+            return not _have_picolibc(compiler)
+        return shutil.which(tool) is None
+
+    missing = [f"{tool} (apt package {pkg})" for tool, pkg in tools.items() if absent(tool)]
     return f"missing {', '.join(missing)}" if missing else None
 
 
@@ -69,6 +108,7 @@ def make(
     portable: bool = False,
     flush_subnormals: bool = False,
     learner: bool = True,
+    harts: int = 1,
 ) -> Path:
     """Run ``make <target>`` in an export directory; returns the one-pass binary's path.
 
@@ -76,12 +116,19 @@ def make(
     ``learner=False`` builds the one-pass program alone (half the compile time). ``portable``
     and ``flush_subnormals`` set the host build's PORTABLE=1 (the compiler's baseline ISA
     instead of -march=native, no FMA contraction) and FLUSH_SUBNORMALS=1 (x86 FTZ|DAZ)
-    Makefile variables.
+    Makefile variables. Bare metal: ``baremetal-riscv`` builds for ``harts`` harts (HARTS=N,
+    compiled in), ``cortex-m-an386`` / ``cortex-m-an500`` is make cortex-m BOARD=an386 / an500.
     """
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}")
     goal = target if learner else (binary if binary and target == "host" else TARGETS[target])
+    if target.startswith("cortex-m-") and learner:
+        goal = "cortex-m"
     args = ["make", "-s", "-C", str(out_dir), goal]
+    if target == "baremetal-riscv":
+        args.append(f"HARTS={harts}")
+    elif target in BAREMETAL:
+        args.append(f"BOARD={BAREMETAL[target]}")
     if cflags is not None:
         args.append(f"CFLAGS={cflags}")
     if portable:
@@ -198,6 +245,75 @@ def run_learner(
         raise BuildError(
             f"{binary.name} exited with {done.returncode}:\n{_tail(done.stdout + done.stderr)}"
         )
+    epochs = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    return LearnOutput(epochs, done.returncode, done.stdout, done.stderr)
+
+
+def qemu_system_command(target: str, elf: Path, *args: str, harts: int = 1) -> list[str]:
+    """The qemu-system command line that runs a bare-metal program of ``target``.
+
+    The program's argv is semihosting's command line: qemu's -append string after the ELF's
+    name, split at spaces by the start-up code (so no argument may hold a space). ``harts``
+    is qemu's -smp on the RISC-V virt machine (the build's HARTS must be the same).
+    """
+    board: Board = BOARDS[BAREMETAL[target]]
+    for arg in args:
+        if not arg or any(c.isspace() for c in arg):
+            raise ValueError(f"semihosting's command line is split at spaces: cannot pass {arg!r}")
+    command = list(board.qemu)
+    if board.max_harts > 1:
+        command += ["-smp", str(harts)]
+    command += ["-kernel", str(elf)]
+    if args:
+        command += ["-append", " ".join(args)]
+    return command
+
+
+def _run_qemu_system(
+    target: str, elf: Path, args: tuple[str, ...], harts: int, timeout_s: float, check: bool
+) -> subprocess.CompletedProcess[str]:
+    command = qemu_system_command(target, elf, *args, harts=harts)
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout_s, check=False,
+            stdin=subprocess.DEVNULL, cwd=Path(elf).parent,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired as exc:
+        printed = exc.stdout.decode() if isinstance(exc.stdout, bytes) else exc.stdout or ""
+        raise BuildError(
+            f"{Path(elf).name} under {command[0]} did not finish within {timeout_s} s:\n"
+            f"{_tail(printed)}"
+        ) from exc
+    if check and done.returncode != 0:
+        raise BuildError(
+            f"{Path(elf).name} exited with {done.returncode} (its status through semihosting):"
+            f"\n{_tail(done.stdout + done.stderr)}"
+        )
+    return done
+
+
+def run_baremetal(
+    elf: Path, target: str, *args: str, harts: int = 1, timeout_s: float = 300
+) -> RunOutput:
+    """Run a bare-metal one-pass program under qemu-system and parse its `loss` and `group`
+    lines (semihosting's console, on qemu's stdout). A non-zero exit status (the program's,
+    through semihosting) raises BuildError."""
+    done = _run_qemu_system(target, Path(elf), args, harts, timeout_s, check=True)
+    return parse_output(done.stdout)
+
+
+def run_baremetal_learner(
+    elf: Path,
+    target: str,
+    *args: str,
+    harts: int = 1,
+    timeout_s: float = 600,
+    check: bool = True,
+) -> LearnOutput:
+    """Run a bare-metal learner under qemu-system with --json (files through semihosting,
+    relative to the ELF's folder). Its stdout and stderr both come in ``stdout`` (semihosting
+    has one console); ``stderr`` is qemu's own."""
+    done = _run_qemu_system(target, Path(elf), (*args, "--json"), harts, timeout_s, check)
     epochs = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     return LearnOutput(epochs, done.returncode, done.stdout, done.stderr)
 

@@ -12,6 +12,7 @@ from typing import Any
 import jinja2
 import numpy as np
 
+from edgefptt.codegen.boards import BOARDS, linker_context
 from edgefptt.codegen.program import Call, Stmt, count_calls, float_literal, lower, rebase
 from edgefptt.config import NetworkSpec, RunSpec
 from edgefptt.edge.bf16 import Rounding, to_bf16_bits
@@ -50,6 +51,7 @@ STATIC_FILES = (
     "learner.h",
     "learner.c",
     "learn_main.c",
+    "startup.c",
 )
 RENDERED_FILES = {"config.h": "config.h.j2", "model.c": "model.c.j2", "data.c": "data.c.j2",
                   "Makefile": "Makefile.j2"}  # fmt: skip
@@ -198,6 +200,10 @@ def render(
         if name == "model.c":
             local["params"] = [f"buf_{p}" for p in PARAMS]
         files[name] = env.get_template(template).render(**local)
+    # One linker script per bare-metal board, with this export's sizes in its checks.
+    for board in BOARDS.values():
+        ld = linker_context(board, net, run, plan.total_bytes, description)
+        files[board.linker_script] = env.get_template("board.ld.j2").render(**ld)
     for name in STATIC_FILES:
         files[name] = (_template_dir() / name).read_text()
     return Rendered(files, count_calls(train), count_calls(infer))
@@ -210,8 +216,10 @@ def write(out_dir: Path, rendered: Rendered, golden: dict[str, Any]) -> list[str
         (out_dir / name).write_text(text)
     (out_dir / "golden.json").write_text(json.dumps(golden, indent=2) + "\n")
     # Binaries built for another export.
-    for stale in ("train_host", "train_riscv", "train_sanitize", "learn_host", "learn_riscv"):
-        target = out_dir / stale
+    stale = ["train_host", "train_riscv", "train_sanitize", "learn_host", "learn_riscv"]
+    stale += [board.elf(program) for board in BOARDS.values() for program in ("train", "learn")]
+    for name in stale:
+        target = out_dir / name
         if target.is_file():
             target.unlink()
     return sorted([*rendered.files, "golden.json"])

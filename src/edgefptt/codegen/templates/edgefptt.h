@@ -23,7 +23,8 @@ void edgefptt_init(void);
 
 /* One training pass over a batch: K partitions of forward, backward and FPTT-SGD update,
  * starting from h = c = 0. Writes each partition's loss to losses[0..K-1] and returns K.
- * Runs on `threads` threads (pthreads; 1 on bare metal). Group counters restart. */
+ * Runs on `threads` threads (pthreads; on bare metal on the EDGEFPTT_HARTS harts, whatever
+ * `threads` says). Group counters restart. */
 int edgefptt_train(const ef_elem *x, const int32_t *labels, float *losses, int threads);
 
 /* The forward pass over all T steps with the current parameters; logits (B, C) as float. */
@@ -33,6 +34,16 @@ void edgefptt_infer(const ef_elem *x, float *logits, int threads);
 void edgefptt_train_hart(int hart, int harts, const ef_elem *x, const int32_t *labels,
                          float *losses);
 void edgefptt_infer_hart(int hart, int harts, const ef_elem *x, float *logits);
+
+#if EDGEFPTT_BAREMETAL
+/* Bare metal: harts 1..EDGEFPTT_HARTS-1 call this once memory is initialised (startup.c does)
+ * and never return: they wait for the passes hart 0 starts with edgefptt_train, _infer and
+ * _evaluate, and run their share of each. */
+#if defined(__GNUC__)
+__attribute__((noreturn))
+#endif
+void edgefptt_worker(int hart);
+#endif
 
 /* Evaluation with the FPTT running average W_bar (what the host evaluates): logits (B, C). */
 void edgefptt_evaluate(const ef_elem *x, float *logits, int threads);

@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#elif EDGEFPTT_SEMIHOST
+#include <semihost.h>
 #endif
 #include <math.h>
 #include <stdarg.h>
@@ -31,6 +33,9 @@
 static ef_elem batch_x[EF_T * EF_B * EF_I];
 static int32_t batch_labels[EF_B];
 
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
 static void fail(char *err, const char *fmt, ...)
 {
     if (err == NULL)
@@ -153,6 +158,37 @@ float ef_epoch_lr(float lr0, uint32_t epoch, uint32_t step_epochs, float factor)
     return lr;
 }
 
+/* ------------------------------------------------------------------ semihosting files */
+#if EDGEFPTT_BAREMETAL && EDGEFPTT_SEMIHOST
+/* Bare metal under qemu (or a debugger): files of the host through semihosting, picolibc's
+ * sys_semihost_* calls. Reads and writes are at an offset (a seek, then the transfer, which
+ * returns the bytes it did not move); there is no heap, so no stdio FILE. */
+static int semihost_pread(int fd, void *buf, size_t len, uint64_t offset)
+{
+    if (fd < 0 || offset > (uint64_t)UINTPTR_MAX || sys_semihost_seek(fd, (uintptr_t)offset) != 0)
+        return -1;
+    return sys_semihost_read(fd, buf, len) == 0 ? 0 : -1;
+}
+
+static int semihost_pwrite(int fd, const void *buf, size_t len, uint64_t offset)
+{
+    if (fd < 0 || offset > (uint64_t)UINTPTR_MAX || sys_semihost_seek(fd, (uintptr_t)offset) != 0)
+        return -1;
+    return sys_semihost_write(fd, buf, len) == 0 ? 0 : -1;
+}
+
+/* The length of an open file, or -1. */
+static long long semihost_size(int fd)
+{
+    if (fd < 0)
+        return -1;
+    intptr_t len = (intptr_t)sys_semihost_flen(fd);
+    return len < 0 ? -1 : (long long)(uintptr_t)len;
+}
+
+static const char *semihost_error(void) { return strerror(sys_semihost_errno()); }
+#endif
+
 /* ------------------------------------------------------------------ sample files */
 static int source_bytes(ef_source *src, uint64_t offset, void *buf, size_t len)
 {
@@ -173,6 +209,8 @@ static int source_bytes(ef_source *src, uint64_t offset, void *buf, size_t len)
         len -= (size_t)got;
     }
     return 0;
+#elif EDGEFPTT_SEMIHOST
+    return semihost_pread(src->fd, buf, len, offset);
 #else
     return -1;
 #endif
@@ -233,16 +271,18 @@ static int check_samples(ef_source *src, char *err)
     uint32_t version = get32(h + 8), t = get32(h + 12), i = get32(h + 16), c = get32(h + 20);
     uint32_t dtype = get32(h + 24), n = get32(h + 28);
     if (version != 1) {
-        fail(err, "%s has sample-file version %u; this learner reads version 1", name, version);
+        fail(err, "%s has sample-file version %u; this learner reads version 1", name,
+             (unsigned)version);
         return EF_EINPUT;
     }
     if (t != EF_T || i != EF_I || c != EF_C) {
         fail(err, "%s holds samples of T=%u I=%u C=%u; this build needs T=%d I=%d C=%d "
-                  "(export the data or the model again)", name, t, i, c, EF_T, EF_I, EF_C);
+                  "(export the data or the model again)", name, (unsigned)t, (unsigned)i,
+             (unsigned)c, EF_T, EF_I, EF_C);
         return EF_EINPUT;
     }
     if (dtype > 1) {
-        fail(err, "%s has an unknown dtype %u (0 fp32, 1 bf16)", name, dtype);
+        fail(err, "%s has an unknown dtype %u (0 fp32, 1 bf16)", name, (unsigned)dtype);
         return EF_EINPUT;
     }
     if (n == 0) {
@@ -253,7 +293,7 @@ static int check_samples(ef_source *src, char *err)
     uint64_t expected = SAMPLE_HEADER + values * e + 4ull * n + 4;
     if (src->size != expected) {
         fail(err, "%s has %llu bytes, but its header (N=%u) means %llu: the file is %s", name,
-             (unsigned long long)src->size, n, (unsigned long long)expected,
+             (unsigned long long)src->size, (unsigned)n, (unsigned long long)expected,
              src->size < expected ? "truncated" : "longer than a sample file");
         return EF_EINPUT;
     }
@@ -270,7 +310,7 @@ static int check_samples(ef_source *src, char *err)
     uint8_t raw[4];
     if (source_bytes(src, expected - 4, raw, 4) != 0 || get32(raw) != crc) {
         fail(err, "%s is damaged: CRC mismatch (stored 0x%08x, computed 0x%08x); write it again "
-                  "with edgefptt export-data", name, get32(raw), crc);
+                  "with edgefptt export-data", name, (unsigned)get32(raw), (unsigned)crc);
         return EF_EINPUT;
     }
     for (uint64_t v = 0; v < values; v += sizeof chunk / e) {
@@ -290,7 +330,8 @@ static int check_samples(ef_source *src, char *err)
             return EF_EIO;
         int32_t label = (int32_t)get32(raw);
         if (label < 0 || label >= EF_C) {
-            fail(err, "%s: sample %u has label %d, outside [0, %d)", name, s, label, EF_C);
+            fail(err, "%s: sample %u has label %d, outside [0, %d)", name, (unsigned)s, (int)label,
+                 EF_C);
             return EF_EINPUT;
         }
     }
@@ -337,6 +378,33 @@ void ef_source_close(ef_source *src)
         close(src->fd);
     src->fd = -1;
 }
+#elif EDGEFPTT_SEMIHOST
+/* The same, through semihosting (bare metal under qemu or a debugger). */
+int ef_source_file(ef_source *src, const char *path, char *err)
+{
+    memset(src, 0, sizeof *src);
+    src->name = path;
+    src->fd = sys_semihost_open(path, SH_OPEN_R_B);
+    long long size = semihost_size(src->fd);
+    if (src->fd < 0 || size < 0) {
+        fail(err, "cannot read the sample file %s (%s); write it with edgefptt export-data",
+             path, src->fd < 0 ? semihost_error() : "no length");
+        ef_source_close(src);
+        return EF_EINPUT;
+    }
+    src->size = (uint64_t)size;
+    int rc = check_samples(src, err);
+    if (rc != EF_OK)
+        ef_source_close(src);
+    return rc;
+}
+
+void ef_source_close(ef_source *src)
+{
+    if (src->fd >= 0)
+        sys_semihost_close(src->fd);
+    src->fd = -1;
+}
 #endif
 
 /* ------------------------------------------------------------------ stores */
@@ -377,7 +445,7 @@ int ef_store_memory(ef_store *s, uint8_t *region, size_t size, const char *name,
     s->slot_bytes = ef_state_slot_bytes();
     if (size < 2ull * s->slot_bytes) {
         fail(err, "%s has %llu bytes; the state needs 2 slots of %u bytes", name,
-             (unsigned long long)size, s->slot_bytes);
+             (unsigned long long)size, (unsigned)s->slot_bytes);
         return EF_EINPUT;
     }
     s->region = region;
@@ -490,6 +558,83 @@ void ef_store_close(ef_store *s)
         close(s->fd);
     s->fd = -1;
 }
+#elif EDGEFPTT_SEMIHOST
+/* The state file through semihosting (bare metal under qemu or a debugger): the same two slots,
+ * checks and messages as the hosted store. A write is complete when the host has it: qemu
+ * passes each semihosting write on to the host file at once, so sync has nothing left to do
+ * (semihosting has no sync call). */
+static int semihost_store_read(ef_store *s, uint64_t offset, void *buf, size_t len)
+{
+    return semihost_pread(s->fd, buf, len, offset);
+}
+
+static int semihost_store_write(ef_store *s, uint64_t offset, const void *buf, size_t len)
+{
+    return semihost_pwrite(s->fd, buf, len, offset);
+}
+
+static int semihost_store_sync(ef_store *s)
+{
+    (void)s;
+    return 0;
+}
+
+int ef_store_file(ef_store *s, const char *path, int create, char *err)
+{
+    memset(s, 0, sizeof *s);
+    s->slot_bytes = ef_state_slot_bytes();
+    s->name = path;
+    s->read = semihost_store_read;
+    s->write = semihost_store_write;
+    s->sync = semihost_store_sync;
+    s->fd = -1;
+    uint64_t want = 2ull * s->slot_bytes;
+    if (create) { /* written whole under a temporary name, then renamed (SYS_RENAME) */
+        char tmp[512];
+        if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
+            fail(err, "the state path %s is too long", path);
+            return EF_EINPUT;
+        }
+        int fd = sys_semihost_open(tmp, SH_OPEN_W_B);
+        if (fd < 0) {
+            fail(err, "cannot create the state file %s (%s)", path, semihost_error());
+            return EF_EINPUT;
+        }
+        static const uint8_t zeros[512];
+        int ok = 1;
+        for (uint64_t at = 0; at < want && ok; at += sizeof zeros)
+            ok = sys_semihost_write(fd, zeros, sizeof zeros) == 0;
+        ok = sys_semihost_close(fd) == 0 && ok;
+        if (!ok || sys_semihost_rename(tmp, path) != 0) {
+            fail(err, "cannot write the state file %s (%s)", path, semihost_error());
+            sys_semihost_remove(tmp);
+            return EF_EIO;
+        }
+    }
+    s->fd = sys_semihost_open(path, SH_OPEN_R_PLUS_B);
+    long long size = semihost_size(s->fd);
+    if (s->fd < 0 || size < 0) {
+        fail(err, "cannot open the state file %s (%s)", path,
+             s->fd < 0 ? semihost_error() : "no length");
+        ef_store_close(s);
+        return EF_EINPUT;
+    }
+    if ((uint64_t)size != want) {
+        fail(err, "%s is %s: %llu bytes, a state file of this build has %llu", path,
+             (uint64_t)size < want ? "truncated" : "not a state file of this build",
+             (unsigned long long)size, (unsigned long long)want);
+        ef_store_close(s);
+        return EF_EINPUT;
+    }
+    return EF_OK;
+}
+
+void ef_store_close(ef_store *s)
+{
+    if (s->fd >= 0)
+        sys_semihost_close(s->fd);
+    s->fd = -1;
+}
 #endif
 
 /* ------------------------------------------------------------------ state images */
@@ -564,13 +709,13 @@ static void check_header(const uint8_t *h, char *why, size_t n)
         return;
     }
     if (get32(h + 8) != 1) {
-        snprintf(why, n, "state version %u, this learner reads 1", get32(h + 8));
+        snprintf(why, n, "state version %u, this learner reads 1", (unsigned)get32(h + 8));
         return;
     }
     for (int k = 0; k < 8; ++k)
         if (get32(h + 16 + 4 * k) != mine[k]) {
             snprintf(why, n, "another build: %s is %u, this build has %u", names[k],
-                     get32(h + 16 + 4 * k), mine[k]);
+                     (unsigned)get32(h + 16 + 4 * k), (unsigned)mine[k]);
             return;
         }
     float alpha = get_f32(h + 124), beta = get_f32(h + 128), coef = get_f32(h + 132);
@@ -715,12 +860,13 @@ static int load_batch(ef_source *src, const uint32_t *index, int count, char *er
         int32_t label = 0;
         if (src->read(src, index[b], batch_x + (size_t)b * EF_I, (size_t)EF_B * EF_I, &label) !=
             0) {
-            fail(err, "cannot read sample %u of %s", index[b], src->name ? src->name : "source");
+            fail(err, "cannot read sample %u of %s", (unsigned)index[b],
+                 src->name ? src->name : "source");
             return EF_EIO;
         }
         if (label < 0 || label >= EF_C) {
-            fail(err, "sample %u of %s has label %d, outside [0, %d)", index[b],
-                 src->name ? src->name : "source", label, EF_C);
+            fail(err, "sample %u of %s has label %d, outside [0, %d)", (unsigned)index[b],
+                 src->name ? src->name : "source", (int)label, EF_C);
             return EF_EINPUT;
         }
         batch_labels[b] = label;
@@ -776,7 +922,7 @@ int ef_learner_epoch(ef_learner *L, ef_source *train, ef_source *test, ef_store 
     memset(rep, 0, sizeof *rep);
     if (batches == 0) {
         fail(L->err, "%s has %u samples, fewer than one batch (B = %d)",
-             train->name ? train->name : "the training source", train->count, EF_B);
+             train->name ? train->name : "the training source", (unsigned)train->count, EF_B);
         return EF_EINPUT;
     }
     if (L->cursor == 0) /* a new epoch: draw its order */
@@ -797,7 +943,8 @@ int ef_learner_epoch(ef_learner *L, ef_source *train, ef_source *test, ef_store 
         L->cursor += 1;
         if (!isfinite(losses[EF_K - 1])) {
             fail(L->err, "the loss became %g in epoch %u, batch %u; lower --lr (the last saved "
-                         "state is kept)", (double)losses[EF_K - 1], L->epoch + 1, L->cursor);
+                         "state is kept)", (double)losses[EF_K - 1], (unsigned)(L->epoch + 1),
+             (unsigned)L->cursor);
             return EF_EIO;
         }
         if (store != NULL && L->save_every > 0 && L->cursor % L->save_every == 0 &&

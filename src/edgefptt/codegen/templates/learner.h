@@ -53,8 +53,9 @@ struct ef_source {
  * build, the size, the labels, the values and the CRC. */
 int ef_source_image(ef_source *src, const uint8_t *image, uint64_t size, const char *name,
                     char *err);
-#if !EDGEFPTT_BAREMETAL
-/* A sample file on a file system (hosted builds), with the same checks. */
+#if !EDGEFPTT_BAREMETAL || EDGEFPTT_SEMIHOST
+/* A sample file on a file system (hosted builds; bare metal through semihosting), with the
+ * same checks. */
 int ef_source_file(ef_source *src, const char *path, char *err);
 void ef_source_close(ef_source *src);
 #endif
@@ -80,8 +81,8 @@ uint32_t ef_state_image_bytes(void);
 uint32_t ef_state_slot_bytes(void);
 /* A store over a region of memory of at least 2 slots (RAM, or memory-mapped flash). */
 int ef_store_memory(ef_store *s, uint8_t *region, size_t size, const char *name, char *err);
-#if !EDGEFPTT_BAREMETAL
-/* A store in a file of 2 slots. create = 1: a new file, written whole as zeros (no valid slot)
+#if !EDGEFPTT_BAREMETAL || EDGEFPTT_SEMIHOST
+/* A store in a file of 2 slots (hosted; bare metal through semihosting). create = 1: a new file, written whole as zeros (no valid slot)
  * through a temporary file and a rename; it must not exist yet. create = 0: an existing file,
  * which must have exactly the size of 2 slots. */
 int ef_store_file(ef_store *s, const char *path, int create, char *err);

@@ -5,15 +5,21 @@
  * Prints `loss <partition> <value>` per partition, then `group <name> <count>` per kernel
  * group (nanoseconds on the host, cycles with rdcycle). --dump writes the trained parameters
  * (W, b, W_y, b_y) and the inference logits (B, C) as little-endian float32. --time runs that
- * many more passes and prints `pass_s <seconds>`, the fastest of them. */
+ * many more passes and prints `pass_s <seconds>`, the fastest of them.
+ * Bare metal (EDGEFPTT_BAREMETAL=1): the same lines; the pass runs on the EDGEFPTT_HARTS harts
+ * the start-up code started (-t is checked but not used), and --dump and --time, which need a
+ * file system and a clock, are hosted only. */
+#if !EDGEFPTT_BAREMETAL
 #define _POSIX_C_SOURCE 200809L
+#include <time.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "edgefptt.h"
 
+#if !EDGEFPTT_BAREMETAL
 static double now_s(void)
 {
     struct timespec ts;
@@ -36,6 +42,7 @@ static int dump(const char *path, int threads)
     fwrite(logits, sizeof(float), sizeof logits / sizeof logits[0], out);
     return fclose(out) == 0;
 }
+#endif
 
 int main(int argc, char **argv)
 {
@@ -57,6 +64,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "error: -t takes 1 to %d threads\n", EDGEFPTT_MAX_THREADS);
         return 2;
     }
+#if EDGEFPTT_BAREMETAL
+    if (dump_path != NULL || passes > 0) {
+        fprintf(stderr, "error: --dump and --time need a hosted build (make host)\n");
+        return 2;
+    }
+#endif
     float losses[EDGEFPTT_PARTITIONS];
     edgefptt_init();
     edgefptt_train(edgefptt_samples_x, edgefptt_samples_labels, losses, threads);
@@ -64,6 +77,7 @@ int main(int argc, char **argv)
         printf("loss %d %.9g\n", p, (double)losses[p]);
     for (int g = 0; g < EF_NUM_GROUPS; ++g)
         printf("group %s %llu\n", ef_group_names[g], (unsigned long long)ef_group_counts[g]);
+#if !EDGEFPTT_BAREMETAL
     if (dump_path != NULL && !dump(dump_path, threads)) {
         fprintf(stderr, "error: cannot write %s\n", dump_path);
         return 1;
@@ -79,5 +93,6 @@ int main(int argc, char **argv)
         }
         printf("pass_s %.9g\n", best);
     }
+#endif
     return 0;
 }

@@ -45,6 +45,8 @@ uint64_t ef_counter(void)
     uint64_t cycles;
     __asm__ volatile("rdcycle %0" : "=r"(cycles));
     return cycles;
+#elif EDGEFPTT_BAREMETAL
+    return ef_board_counter(); /* startup.c: mcycle on RISC-V, SysTick cycles on Cortex-M */
 #else
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -145,6 +145,10 @@ static inline float ef_tanhf(float x)
 #endif
 
 uint64_t ef_counter(void);
+#if EDGEFPTT_BAREMETAL && !EDGEFPTT_RDCYCLE
+/* The board's cycle counter (bare metal; startup.c defines it for the qemu targets). */
+uint64_t ef_board_counter(void);
+#endif
 void ef_barrier(ef_ctx *ctx);
 void ef_sync(ef_ctx *ctx, int group);
 void ef_ctx_init(ef_ctx *ctx, int hart, int harts);
