@@ -132,6 +132,20 @@ def memory_budget_hint(board: Board, harts: int, stack: int) -> int:
     return max(board.ram_bytes - harts * stack - LIBC_ALLOWANCE, 0)
 
 
+def fitting_choice(net: NetworkSpec, run: RunSpec, budget: int) -> str:
+    """A concrete K, plan and dtype that fit ``budget`` (budget.choose), as text for a message."""
+    from edgefptt.plan.budget import BudgetError, choose
+
+    try:
+        choice = choose(net, run, budget, dtypes=("fp32", "bf16"))
+    except BudgetError:
+        return "nothing fits: export a smaller network"
+    return (
+        f"e.g. --partitions {choice.partitions} --plan {choice.plan} --dtype {choice.dtype} "
+        f"({choice.total_bytes} bytes with the state image)"
+    )
+
+
 def linker_context(
     board: Board, net: NetworkSpec, run: RunSpec, arena_bytes: int, description: str
 ) -> dict[str, object]:
@@ -140,6 +154,10 @@ def linker_context(
     batch = batch_bytes(net, run)
     consts = const_bytes(net, run)
     checks = []
+    suggestion = ""
+    if arena_bytes + batch + board.max_harts * stack > board.ram_bytes:  # a K that would fit
+        worst = memory_budget_hint(board, board.max_harts, stack)
+        suggestion = f" ({fitting_choice(net, run, worst)})"
     learner_linked = "DEFINED(ef_learner_init)"  # learn_* links the learner library, train_* not
     for program, extra in (("train", 0), ("learn", batch)):
         for harts in range(1, board.max_harts + 1):
@@ -163,7 +181,7 @@ def linker_context(
                 f"edgefptt: {board.elf(program)} does not fit the {board.ram_bytes} bytes of "
                 f"RAM of {board.title}: {why}; choose a smaller K, the recompute plan or bf16: "
                 f"edgefptt export-c --memory-budget {budget} --dtype auto (the RAM less the "
-                f"stacks and {LIBC_ALLOWANCE // KIB} KiB for the C library)"
+                f"stacks and {LIBC_ALLOWANCE // KIB} KiB for the C library){suggestion}"
             )
             other = learner_linked if program == "train" else f"!{learner_linked}"
             checks.append({"condition": f"__ef_harts != {harts} || {other}", "message": message})
