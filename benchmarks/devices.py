@@ -366,11 +366,19 @@ def export_for(
 
 def counts_part(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     if args.quick:
-        net, run = make_specs("gsc", input_size=4, hidden_size=16, seq_len=12, batch_size=2)
-        what = "quick: gsc preset shrunk to I=4, H=16, T=12, B=2"
+        net, run = make_specs(
+            "gsc",
+            input_size=4,
+            hidden_size=16,
+            seq_len=12,
+            batch_size=2,
+            partitions=2,
+            schedule="exact",
+        )
+        what = "quick: gsc preset shrunk to I=4, H=16, T=12, B=2, K=2"
     else:
         values = {"seq_len": args.seq_len} if args.seq_len else {}
-        net, run = make_specs(args.count_preset, **values)
+        net, run = make_specs(args.count_preset, schedule="exact", **values)
         what = f"preset {args.count_preset}" + (f" with T={args.seq_len}" if values else "")
     harts_list = [int(h) for h in args.harts.split(",")]
     plugin = build_plugin(folder)
