@@ -16,9 +16,10 @@ minus a zero-pass copy of it: the same export with main.c's ``edgefptt_train`` c
 zeroing the losses (in a temporary copy; the script writes nothing in the repository). Counting
 uses a per-vCPU TCG plugin written here (the project's insn_count_plugin.c keeps one shared
 counter; it is loaded once in qemu-system as a check). The plugin also counts, per vCPU, the
-instructions in blocks that start inside ``ef_barrier`` and ``edgefptt_worker`` (the barrier's
-and the idle workers' spin loops), so that ``work = total - spin``: with several harts the spin
-depends on how qemu's threads are scheduled on the host, the work does not.
+instructions in blocks that start inside ``ef_barrier`` (or GCC's ``ef_barrier.part.N``) and
+``edgefptt_worker`` (the barrier's and the idle workers' spin loops), so that
+``work = total - spin``: with several harts the spin depends on how qemu's threads are
+scheduled on the host, the work does not.
 
 Prints one JSON document on stdout, progress on stderr.
 
@@ -51,7 +52,7 @@ from edgefptt.codegen.build import (
     tool_missing,
 )
 from edgefptt.config import NetworkSpec, RunSpec, make_specs
-from edgefptt.plan.budget import BudgetError, choose
+from edgefptt.plan.budget import BUDGET_DTYPES, BUDGET_PLANS, BudgetError, choose
 from edgefptt.plan.devices import DEVICES, fit_device
 
 FIT_PRESETS = ("paper-smnist", "gsc")
@@ -198,9 +199,10 @@ def fit_row(net: NetworkSpec, run: RunSpec, device: str) -> dict[str, Any]:
 
 
 def budget_answer(net: NetworkSpec, run: RunSpec, budget: int) -> dict[str, Any]:
-    """budget.choose on a bare budget (no stack/bookkeeping reserve)."""
+    """budget.choose on a bare budget (no stack/bookkeeping reserve), every dtype and plan."""
     try:
-        return {"budget_bytes": budget, "fits": True, **_choice_row(choose(net, run, budget))}
+        choice = choose(net, run, budget, dtypes=BUDGET_DTYPES, plans=BUDGET_PLANS)
+        return {"budget_bytes": budget, "fits": True, **_choice_row(choice)}
     except BudgetError as exc:
         return {"budget_bytes": budget, "fits": False, "reason": str(exc)}
 
@@ -252,7 +254,8 @@ def spin_ranges(elf: Path, target: str) -> list[tuple[int, int]]:
     ranges = []
     for line in done.stdout.splitlines():
         parts = line.split()
-        if len(parts) == 4 and parts[3] in SPIN_SYMBOLS and parts[2] in "tT":
+        name = parts[3].split(".")[0] if len(parts) == 4 else ""  # GCC's ef_barrier.part.0
+        if name in SPIN_SYMBOLS and parts[2] in "tT":
             start = int(parts[0], 16) & ~1
             ranges.append((start, start + int(parts[1], 16)))
     return ranges
