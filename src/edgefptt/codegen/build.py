@@ -1,5 +1,6 @@
 """Build and run an export: make host | riscv | sanitize, native or under qemu-riscv64; the
-bare-metal builds (make baremetal-riscv, make cortex-m BOARD=...) under qemu-system.
+bare-metal builds (make baremetal-riscv, make cortex-m BOARD=...) under qemu-system; the
+Gemmini build (make gemmini GEMMINI_CONFIG=...) under Spike with Gemmini's functional model.
 
 These helpers run external tools (make, a C compiler, qemu); a failing tool raises BuildError
 with the tool's last lines of output.
@@ -27,9 +28,11 @@ from edgefptt.errors import EdgeFPTTError
 BAREMETAL = {"baremetal-riscv": "riscv", "cortex-m-an386": "an386", "cortex-m-an500": "an500"}
 TARGETS = {"host": "train_host", "riscv": "train_riscv", "sanitize": "train_sanitize"}
 TARGETS |= {target: BOARDS[key].elf("train") for target, key in BAREMETAL.items()}
+TARGETS["gemmini"] = "train_gemmini"
 # The learner each target builds beside the one-pass program.
 LEARNERS = {"host": "learn_host", "riscv": "learn_riscv", "sanitize": "learn_sanitize"}
 LEARNERS |= {target: BOARDS[key].elf("learn") for target, key in BAREMETAL.items()}
+LEARNERS["gemmini"] = "learn_gemmini"
 # The Debian packages that provide each tool (what .ci/run installs). "picolibc.specs" is
 # picolibc for the target's compiler (found with -print-file-name).
 _CORTEX_M_TOOLS = {
@@ -48,6 +51,10 @@ TOOLS = {
                         "qemu-system-riscv64": "qemu-system-misc"},
     "cortex-m-an386": _CORTEX_M_TOOLS,
     "cortex-m-an500": _CORTEX_M_TOOLS,
+    # Spike, pk and libgemmini come from the environment's toolchain (GEMMINI_VARS), not apt;
+    # Spike needs dtc to write its device tree.
+    "gemmini": {"make": "make", "riscv64-linux-gnu-gcc": "gcc-riscv64-linux-gnu",
+                "dtc": "device-tree-compiler"},
 }  # fmt: skip
 # The bare-metal compilers' nm, for arena_symbols.
 NM = {"baremetal-riscv": "riscv64-unknown-elf-nm", "cortex-m-an386": "arm-none-eabi-nm",
@@ -95,6 +102,46 @@ def tool_missing(target: str) -> str | None:
     return f"missing {', '.join(missing)}" if missing else None
 
 
+# What the generated Makefile's gemmini and spike targets read from the environment (the
+# toolchain's env.sh sets them), each relative to the toolchain's folder.
+GEMMINI_VARS = {
+    "GEMMINI_ROCC_TESTS": "gemmini/rocc-tests",
+    "GEMMINI_PARAMS_DIR": "gemmini/params",
+    "LIBGEMMINI_DIR": "lib",
+    "PK": "bin/pk",
+}
+
+
+def gemmini_env(home: Path | None = None) -> dict[str, str]:
+    """The variables of a Spike + Gemmini toolchain: those set in the environment, the rest
+    (and ``spike`` on PATH) from the toolchain folder ``home`` when it is given."""
+    env = {name: os.environ[name] for name in GEMMINI_VARS if os.environ.get(name)}
+    if home is not None:
+        home = Path(home).resolve()
+        for name, rel in GEMMINI_VARS.items():
+            env.setdefault(name, str(home / rel))
+        if shutil.which("spike") is None:
+            env["PATH"] = f"{home / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+    return env
+
+
+def gemmini_missing(env: dict[str, str], config: str | None = None) -> str | None:
+    """Why the Gemmini build (and, with ``config``, its Spike run) cannot happen here."""
+    why = [f"{name} not set" for name in GEMMINI_VARS if name not in env]
+    why += [f"{env[name]} absent ({name})" for name in GEMMINI_VARS
+            if name in env and not os.path.exists(env[name])]  # fmt: skip
+    if shutil.which("spike", path=env.get("PATH", os.environ.get("PATH"))) is None:
+        why.append("spike not on PATH")
+    if config is not None and "LIBGEMMINI_DIR" in env:
+        lib = Path(env["LIBGEMMINI_DIR"]) / f"libgemmini-{config}.so"
+        if not lib.exists():
+            why.append(f"{lib} absent")
+    tools = tool_missing("gemmini")
+    if tools:
+        why.append(tools)
+    return f"Spike + Gemmini: {'; '.join(why)}" if why else None
+
+
 def _tail(text: str, lines: int = 20) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
@@ -109,6 +156,8 @@ def make(
     flush_subnormals: bool = False,
     learner: bool = True,
     harts: int = 1,
+    gemmini_config: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> Path:
     """Run ``make <target>`` in an export directory; returns the one-pass binary's path.
 
@@ -118,6 +167,8 @@ def make(
     instead of -march=native, no FMA contraction) and FLUSH_SUBNORMALS=1 (x86 FTZ|DAZ)
     Makefile variables. Bare metal: ``baremetal-riscv`` builds for ``harts`` harts (HARTS=N,
     compiled in), ``cortex-m-an386`` / ``cortex-m-an500`` is make cortex-m BOARD=an386 / an500.
+    ``gemmini`` is make gemmini GEMMINI_CONFIG=``gemmini_config``, with the toolchain's
+    variables from ``env`` (see gemmini_env) over the process environment.
     """
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}")
@@ -129,6 +180,8 @@ def make(
         args.append(f"HARTS={harts}")
     elif target in BAREMETAL:
         args.append(f"BOARD={BAREMETAL[target]}")
+    elif target == "gemmini" and gemmini_config is not None:
+        args.append(f"GEMMINI_CONFIG={gemmini_config}")
     if cflags is not None:
         args.append(f"CFLAGS={cflags}")
     if portable:
@@ -139,7 +192,9 @@ def make(
     if binary is not None and target == "host":
         args.append(f"HOST_BIN={binary}")
         name = binary
-    done = subprocess.run(args, capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        args, capture_output=True, text=True, check=False, env={**os.environ, **(env or {})}
+    )
     if done.returncode != 0:
         raise BuildError(f"make {target} failed in {out_dir}:\n{_tail(done.stdout + done.stderr)}")
     if done.stderr.strip():  # -Werror makes warnings errors; anything else is worth seeing
@@ -204,6 +259,45 @@ def run_binary(
         if done.returncode != 0:
             raise BuildError(
                 f"{binary.name} exited with {done.returncode}:\n{_tail(done.stdout + done.stderr)}"
+            )
+        out = parse_output(done.stdout)
+        if dump_shapes is not None:
+            out.params, out.logits = read_dump(dump, *dump_shapes)
+    return out
+
+
+def spike_command(binary: Path, config: str, env: dict[str, str], *args: str) -> list[str]:
+    """The command line that runs a Gemmini build on Spike with libgemmini-``config``
+    (Gemmini's functional model) under pk; the same as the Makefile's ``spike`` target."""
+    spike = shutil.which("spike", path=env.get("PATH", os.environ.get("PATH"))) or "spike"
+    lib = Path(env["LIBGEMMINI_DIR"]) / f"libgemmini-{config}.so"
+    return [spike, f"--extlib={lib}", "--extension=gemmini", env["PK"], str(binary), *args]
+
+
+def run_spike(
+    binary: Path,
+    config: str,
+    env: dict[str, str],
+    *,
+    dump_shapes: tuple[dict[str, tuple[int, ...]], tuple[int, int]] | None = None,
+    timeout_s: float = 600,
+) -> RunOutput:
+    """Run train_gemmini on Spike (one thread: pk has none) and parse what it printed.
+
+    Functional only: Gemmini's instructions take no modelled cycles on Spike.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        dump = Path(tmp) / "dump.bin"
+        args = ["-t", "1"] + (["--dump", str(dump)] if dump_shapes is not None else [])
+        done = subprocess.run(
+            spike_command(binary, config, env, *args), capture_output=True, text=True,
+            timeout=timeout_s, check=False, stdin=subprocess.DEVNULL,
+            env={**os.environ, **env},
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise BuildError(
+                f"{Path(binary).name} on Spike ({config}) exited with {done.returncode}:\n"
+                f"{_tail(done.stdout + done.stderr)}"
             )
         out = parse_output(done.stdout)
         if dump_shapes is not None:

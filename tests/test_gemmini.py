@@ -1,0 +1,107 @@
+"""The Gemmini backend (matmul_gemmini.c): built with `make gemmini` and run on Spike with
+Gemmini's functional model (libgemmini), against golden.json.
+
+The toolchain (Spike, pk, libgemmini, Gemmini's headers) is the environment's: its variables
+(GEMMINI_ROCC_TESTS, GEMMINI_PARAMS_DIR, LIBGEMMINI_DIR, PK, spike on PATH) as env.sh sets them,
+or ../shared/toolchains/spike-gemmini beside the repository. bf16 is compile-checked only:
+libgemmini computes on the integer bit patterns of 16-bit types. The backend's own logic (one
+flush before the first command, low_D for a wider accumulator) is checked on the host against
+a stand-in gemmini.h (tests/gemmini_mock), with no toolchain.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgefptt.codegen import BuildError, export_c, make, tool_missing
+from edgefptt.codegen.build import GEMMINI_VARS, gemmini_env, gemmini_missing, run_spike
+from edgefptt.config import make_specs
+
+_HERE = Path(__file__).resolve().parent
+ENV = gemmini_env(_HERE.parent.parent / "shared" / "toolchains" / "spike-gemmini")
+_MISSING = gemmini_missing(ENV)
+needs_gemmini = pytest.mark.skipif(_MISSING is not None, reason=str(_MISSING))
+needs_host = pytest.mark.skipif(tool_missing("host") is not None, reason=str(tool_missing("host")))
+
+SMALL = dict(input_size=2, hidden_size=6, num_classes=3, batch_size=3, schedule="exact")
+# K = 784 (one step per partition, pixel MNIST's length) on a smaller network.
+TINY = dict(input_size=1, hidden_size=4, num_classes=3, batch_size=2, schedule="exact")
+
+
+def _export(tmp_path_factory, t: int, k: int, dtype: str = "fp32", sizes=None):
+    net, run = make_specs(None, seq_len=t, partitions=k, dtype=dtype, **(sizes or SMALL))
+    return export_c(net, run, tmp_path_factory.mktemp(f"gem{k}{dtype}"), seed=5)
+
+
+@needs_host
+@pytest.mark.parametrize(("acc_bits", "low_d"), [(32, 1), (16, 0)])
+def test_backend_flushes_once_and_moves_bf16_d_in_low(tmp_path_factory, acc_bits, low_d):
+    """A bf16 export on a BF16 Gemmini: with the stock fp32 accumulator our bf16 D must be moved
+    in with low_D (else Gemmini reads it as 32-bit, past its end); with a bf16 accumulator not.
+    gemmini_flush(0) comes once, before the first command."""
+    export = _export(tmp_path_factory, 8, 2, "bf16")
+    binary = export.out_dir / f"mock{acc_bits}"
+    mock = _HERE / "gemmini_mock"
+    subprocess.run(
+        ["cc", "-std=gnu99", "-Wall", "-Wextra", "-Werror", "-DEDGEFPTT_GEMMINI=1",
+         f"-DMOCK_ACC_BITS={acc_bits}", "-I", str(export.out_dir), "-isystem", str(mock),
+         "-o", str(binary), str(mock / "driver.c"), str(export.out_dir / "matmul_gemmini.c"),
+         "-lm"],
+        check=True,
+    )  # fmt: skip
+    printed = subprocess.run([str(binary)], capture_output=True, text=True, check=True).stdout
+    assert printed.split() == ["flushes", "1", "calls", "3", "low_D", str(low_d),
+                               "before_flush", "0"]  # fmt: skip
+
+
+def test_missing_variable_names_it(tmp_path_factory):
+    export = _export(tmp_path_factory, 8, 2)
+    env = {k: v for k, v in os.environ.items() if k not in GEMMINI_VARS}
+    done = subprocess.run(
+        ["make", "-s", "-C", str(export.out_dir), "gemmini", "GEMMINI_CONFIG=fp32_dim4"],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "GEMMINI_ROCC_TESTS is not set" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+@needs_gemmini
+def test_mismatched_params_header_does_not_compile(tmp_path_factory):
+    """Gemmini's elem_t and acc_t must be the export's type (else the casts compute garbage)."""
+    fp32 = _export(tmp_path_factory, 8, 2)
+    with pytest.raises(BuildError, match="fp32 export needs Gemmini elem_t and acc_t to be float"):
+        make(fp32.out_dir, "gemmini", learner=False, gemmini_config="bf16_dim4", env=ENV)
+    bf16 = _export(tmp_path_factory, 8, 2, "bf16")
+    with pytest.raises(BuildError, match="this bf16 export needs a BF16 Gemmini"):
+        make(bf16.out_dir, "gemmini", learner=False, gemmini_config="fp32_dim4", env=ENV)
+    # The matching configs compile without a diagnostic (bf16 cannot run on this Spike).
+    make(bf16.out_dir, "gemmini", learner=False, gemmini_config="bf16_dim4", env=ENV)
+    make(fp32.out_dir, "gemmini", learner=False, gemmini_config="fp32_dim4", env=ENV)
+
+
+@needs_gemmini
+@pytest.mark.parametrize(
+    ("config", "t", "k", "sizes"),
+    [("fp32_dim4", 28, 1, SMALL), ("fp32_dim4", 28, 14, SMALL), ("fp32_dim4", 784, 784, TINY),
+     ("fp32_dim8", 28, 14, SMALL), ("fp32chip_dim4", 28, 14, SMALL)],
+)  # fmt: skip
+def test_spike_matches_golden(tmp_path_factory, config, t, k, sizes):
+    missing = gemmini_missing(ENV, config)
+    if missing:
+        pytest.skip(missing)
+    export = _export(tmp_path_factory, t, k, sizes=sizes)
+    learner = k == 14 and config == "fp32_dim4"  # make gemmini builds learn_gemmini too
+    binary = make(export.out_dir, "gemmini", learner=learner, gemmini_config=config, env=ENV)
+    if learner:
+        assert (export.out_dir / "learn_gemmini").is_file()
+    shapes = (export.network.param_shapes(), (export.run.batch_size, export.network.num_classes))
+    out = run_spike(binary, config, ENV, dump_shapes=shapes, timeout_s=120)
+    assert len(out.losses) == k
+    np.testing.assert_allclose(out.losses, export.golden_losses, rtol=1e-5)
+    assert all(np.isfinite(v).all() for v in out.params.values())
