@@ -105,3 +105,24 @@ def test_spike_matches_golden(tmp_path_factory, config, t, k, sizes):
     assert len(out.losses) == k
     np.testing.assert_allclose(out.losses, export.golden_losses, rtol=1e-5)
     assert all(np.isfinite(v).all() for v in out.params.values())
+
+
+@pytest.fixture(scope="module")
+def paper_k14(tmp_path_factory):
+    """The seed paper's network (I=1, H=128, C=10, B=4, T=784) at K = 14, fp32."""
+    net, run = make_specs("paper-smnist", partitions=14, schedule="exact")
+    return export_c(net, run, tmp_path_factory.mktemp("gem_paper"), seed=0)
+
+
+@needs_gemmini
+@pytest.mark.parametrize("config", ["fp32_dim4", "fp32_dim8", "fp32chip_dim4"])
+def test_paper_network_on_spike_matches_golden(paper_k14, config):
+    """The paper network at K = 14 on Gemmini's DIM 4, DIM 8 and small-scratchpad configs (the
+    last tiles every matmul into many pieces): golden.json's losses to 1e-5."""
+    missing = gemmini_missing(ENV, config)
+    if missing:
+        pytest.skip(missing)
+    binary = make(paper_k14.out_dir, "gemmini", learner=False, gemmini_config=config, env=ENV)
+    out = run_spike(binary, config, ENV, timeout_s=300)
+    assert len(out.losses) == 14
+    np.testing.assert_allclose(out.losses, paper_k14.golden_losses, rtol=1e-5)
