@@ -152,3 +152,24 @@ def test_demo_ends_with_the_edge_step(capsys: pytest.CaptureFixture[str]) -> Non
     assert edge["ram_bytes"] == edge["arena_bytes"] + edge["batch_bytes"]
     assert edge["batch_bytes"] == 8 * 64 * 4 + 8 * 4
     assert edge["finetune_samples"] + edge["eval_samples"] == 360
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "--lr", "inf"],
+        ["train", "--alpha", "inf"],
+        ["train", "--weight-decay", "inf"],
+        ["train", "--linear-coef", "nan"],
+        ["estimate", "--clock-mhz", "inf"],
+        ["export-c", "--lr", "nan", "-o", "unused"],
+    ],
+)
+def test_non_finite_numbers_are_refused(
+    capsys: pytest.CaptureFixture[str], args: list[str]
+) -> None:
+    code, _, err = _run(capsys, *args)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "finite" in lines[0]
+    assert not Path("unused").exists()

@@ -133,6 +133,7 @@ CLI_OPTIONS = {
     "seq_len": "--seq-len",
     "partitions": "--partitions",
     "learning_rate": "--lr",
+    "clock_hz": "--clock-mhz",
 }
 
 

@@ -19,7 +19,7 @@ Dataflow = Literal["WS", "OS"]
 class SoCSpec(BaseModel):
     """One Gemmini (or none) attached to hart 0 of a multicore Rocket SoC."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     mesh: int = Field(default=4, ge=2, le=64, description="DIM of the DIM x DIM mesh")
     cores: int = Field(default=1, ge=1, le=16, description="Rocket cores (harts)")

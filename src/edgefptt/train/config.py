@@ -42,7 +42,7 @@ class TrainConfig(BaseModel):
     they are a ConfigError.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     # data
     dataset: Literal["digits", "smnist", "adding", "speech_commands"] = "digits"
