@@ -47,6 +47,7 @@ from edgefptt.codegen.build import (
     NM,
     BuildError,
     _plugin,
+    compile_plugin,
     instructions_per_pass,
     qemu_system_command,
     tool_missing,
@@ -237,15 +238,7 @@ def fits_part() -> dict[str, Any]:
 def build_plugin(folder: Path) -> Path:
     source = folder / "vcpu_count_plugin.c"
     source.write_text(PLUGIN_SOURCE, encoding="utf-8")
-    library = folder / "libvcpu_count.so"
-    done = subprocess.run(
-        ["cc", "-O2", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror", "-o", str(library),
-         str(source)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if done.returncode != 0:
-        raise BuildError(f"building the per-vCPU plugin failed:\n{done.stderr}")
-    return library
+    return compile_plugin(source, folder / "libvcpu_count.so")
 
 
 def spin_ranges(elf: Path, target: str) -> list[tuple[int, int]]:

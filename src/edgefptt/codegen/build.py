@@ -431,18 +431,22 @@ def arena_symbols(binary: Path, nm: str = "nm") -> dict[str, int]:
     return sizes
 
 
+def compile_plugin(source: Path, library: Path) -> Path:
+    """Build a qemu TCG plugin (a shared library) from one C file with the host compiler."""
+    done = subprocess.run(
+        ["cc", "-O2", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror", "-o", str(library),
+         str(source)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise BuildError(f"building the qemu plugin {source.name} failed:\n{_tail(done.stderr)}")
+    return library
+
+
 def _plugin(build_dir: Path) -> Path:
     source = Path(str(resources.files("edgefptt.codegen") / "templates" / "insn_count_plugin.c"))
     library = build_dir / "libinsn_count.so"
-    if not library.exists():
-        done = subprocess.run(
-            ["cc", "-O2", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror", "-o", str(library),
-             str(source)],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        if done.returncode != 0:
-            raise BuildError(f"building the qemu plugin failed:\n{_tail(done.stderr)}")
-    return library
+    return library if library.exists() else compile_plugin(source, library)
 
 
 _INSNS = re.compile(r"^insns (\d+)$", re.MULTILINE)
