@@ -39,8 +39,10 @@ def test_table_output(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--schedule", "paper"], "--schedule exact"),
+        (["--schedule", "tbptt"], "schedule"),
         (["--plan", "paper"], "lifetime or recompute"),
+        (["--schedule", "paper", "--plan", "recompute"], "lifetime or paper plan"),
+        (["--schedule", "paper", "--partitions", "5"], "K to divide T"),
         (["--rounding", "up"], "rounding"),
         (["--cores", "0"], "--cores"),
     ],

@@ -11,6 +11,7 @@ a stand-in gemmini.h (tests/gemmini_mock), with no toolchain.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -126,3 +127,37 @@ def test_paper_network_on_spike_matches_golden(paper_k14, config):
     out = run_spike(binary, config, ENV, timeout_s=300)
     assert len(out.losses) == 14
     np.testing.assert_allclose(out.losses, paper_k14.golden_losses, rtol=1e-5)
+
+
+@needs_gemmini
+@needs_host
+def test_learner_on_spike_equals_learn_host(tmp_path_factory):
+    """learn_gemmini (the learner with Gemmini's matmuls) on Spike trains as learn_host does:
+    the same epochs to float rounding. Without --state: pk, Spike's proxy kernel, has no fsync
+    or pwrite, which the state file needs (docs/deploy.md)."""
+    from edgefptt.codegen import run_learner
+    from edgefptt.codegen.build import spike_command
+    from edgefptt.learn.samples import write_samples
+
+    net, run = make_specs(
+        None, input_size=1, hidden_size=6, num_classes=10, batch_size=8, seq_len=16,
+        partitions=4, schedule="exact", learning_rate=0.05,
+    )  # fmt: skip
+    export = export_c(net, run, tmp_path_factory.mktemp("learn_gem"), seed=5)
+    out = export.out_dir
+    make(out, "gemmini", learner=True, gemmini_config="fp32_dim4", env=ENV)
+    make(out, "host")
+    rng = np.random.default_rng(0)
+    write_samples(out / "train.efs", rng.normal(size=(32, 16, 1)), rng.integers(0, 10, 32), 10)
+    args = ["--train", str(out / "train.efs"), "--epochs", "2", "--seed", "3"]
+    host = run_learner(out / "learn_host", *args)
+    done = subprocess.run(
+        spike_command(out / "learn_gemmini", "fp32_dim4", ENV, *args, "--json"),
+        capture_output=True, text=True, env={**os.environ, **ENV}, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    spike = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert len(spike) == len(host.epochs) == 2
+    for mine, ref in zip(spike, host.epochs, strict=True):
+        assert mine["train_loss"] == pytest.approx(ref["train_loss"], rel=1e-5)
+        assert mine["train_acc"] == ref["train_acc"]

@@ -28,9 +28,17 @@ def export_c(
         "--dtype",
         help="fp32 or bf16 (default fp32); with --memory-budget also auto (try both).",
     ),
-    schedule: str = typer.Option("exact", "--schedule", help="Workload schedule (exact)."),
+    schedule: str = typer.Option(
+        "exact",
+        "--schedule",
+        help="exact (full backward in each partition) or paper (the seed paper's C: its "
+        "truncated backward; K must divide T).",
+    ),
     plan: str | None = typer.Option(
-        None, "--plan", help="Arena layout: lifetime (default) or recompute."
+        None,
+        "--plan",
+        help="Arena layout: lifetime (default), recompute (exact schedule) or paper (the paper "
+        "schedule's static layout, every buffer in a place of its own).",
     ),
     memory_budget: str | None = typer.Option(
         None,

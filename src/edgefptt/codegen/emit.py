@@ -119,6 +119,12 @@ def c_array(values: np.ndarray, dtype: str, rounding: Rounding, per_line: int = 
     return ",\n".join("    " + row for row in rows)
 
 
+def _last_logits_offset(workload: Workload) -> int:
+    """Element offset, in the logits buffer, of the (B, C) logits inference returns."""
+    shape = workload.buffers["logits"].shape
+    return (shape[0] - 1) * shape[1] * shape[2] if len(shape) == 3 else 0
+
+
 def render(
     workload: Workload,
     plan: MemoryPlan,
@@ -182,6 +188,9 @@ def render(
         "param_sizes": [int(np.prod(shapes[name])) for name in PARAMS],
         "carry_elements": run.batch_size * net.hidden_size,
         "logits_elements": run.batch_size * net.num_classes,
+        # The logits inference returns: the exact schedule's (B, C) buffer, the paper
+        # schedule's last step slot.
+        "logits_offset": _last_logits_offset(workload),
         "samples_text": c_array(np.transpose(x, (1, 0, 2)), run.dtype, rounding),
         "labels": [str(int(v)) for v in labels],
         "params_source": params_source,

@@ -13,11 +13,12 @@ from edgefptt.codegen.inputs import checkpoint_params, load_batch, seeded_params
 from edgefptt.config import NetworkSpec, RunSpec
 from edgefptt.edge.bf16 import Rounding
 from edgefptt.errors import ConfigError
-from edgefptt.plan.memory import MemoryPlan, lifetime_plan
-from edgefptt.workload import build_exact
+from edgefptt.plan.memory import MemoryPlan, lifetime_plan, static_plan
+from edgefptt.workload import build_exact, build_paper
 from edgefptt.workload.kernels import Workload
 
 EXPORT_PLANS = ("lifetime", "recompute")
+PAPER_PLANS = ("lifetime", "paper")
 
 
 @dataclass
@@ -62,16 +63,30 @@ class Export:
 
 
 def export_workload(net: NetworkSpec, run: RunSpec, plan: str) -> tuple[Workload, MemoryPlan]:
-    """The workload and arena plan an export uses (exact schedule; lifetime or recompute)."""
+    """The workload and arena plan an export uses.
+
+    The exact schedule takes the lifetime or recompute plan; the seed paper's schedule the
+    lifetime plan or its own static layout (``paper``: every buffer in a place of its own).
+    """
+    if run.schedule == "paper":
+        if plan not in PAPER_PLANS:
+            raise ConfigError(
+                f"the paper schedule is laid out with the lifetime or paper plan (got {plan!r}); "
+                "recompute is defined for the exact schedule"
+            )
+        workload = build_paper(net, run)
+        if plan == "paper":
+            return workload, static_plan(workload)
+        return workload, lifetime_plan(workload)
     if run.schedule != "exact":
         raise ConfigError(
-            "export-c generates the exact schedule (the paper schedule's truncated backward is "
-            "not generated); use --schedule exact"
+            f"export-c generates the exact and paper schedules (got {run.schedule!r}); "
+            "use --schedule exact"
         )
     if plan not in EXPORT_PLANS:
         raise ConfigError(
-            f"export-c lays the arena out with the lifetime or recompute plan (got {plan!r}); "
-            "the paper layout has no buffer offsets"
+            f"the exact schedule is laid out with the lifetime or recompute plan (got {plan!r}); "
+            "the paper plan is the paper schedule's static layout (--schedule paper)"
         )
     workload = build_exact(net, run, recompute=plan == "recompute")
     return workload, lifetime_plan(workload, plan)

@@ -8,6 +8,7 @@ The first B samples are embedded.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -112,13 +113,7 @@ def load_batch(path: Path, net: NetworkSpec, run: RunSpec) -> tuple[np.ndarray, 
     path = Path(path)
     if not path.is_file():
         raise DataError(f"no sample file at {path}; give an .npz with x (N, T, I) and y (N,)")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            if "x" not in archive or "y" not in archive:
-                raise DataError(f"{path} needs arrays 'x' (N, T, I) and 'y' (N,)")
-            x, y = np.asarray(archive["x"]), np.asarray(archive["y"])
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path} is not a readable .npz file ({exc})") from None
+    x, y = _read_npz(path)
     t, i, b = run.seq_len, net.input_size, run.batch_size
     if x.ndim == 2 and i == 1:
         x = x[..., None]
@@ -136,3 +131,49 @@ def load_batch(path: Path, net: NetworkSpec, run: RunSpec) -> tuple[np.ndarray, 
     if y.min() < 0 or y.max() >= net.num_classes:
         raise DataError(f"{path}: labels must lie in [0, {net.num_classes})")
     return x[:b].astype(np.float64), y.astype(np.int64)
+
+
+_NPZ_HINT = "save one with numpy.savez(FILE, x=x, y=y)"
+
+
+def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Arrays ``x`` and ``y`` of an .npz archive; any malformed file is a one-line DataError.
+
+    Each array's header is checked against the bytes its archive member holds before the
+    array is read, so a damaged header cannot make numpy allocate what the file does not hold.
+    """
+    import zipfile
+    import zlib
+
+    unreadable = f"{path} is not a readable .npz archive"
+    try:
+        archive = np.load(path, mmap_mode="r", allow_pickle=False)
+    except EOFError:
+        raise DataError(f"{path} is empty; {_NPZ_HINT}") from None
+    except (OSError, ValueError, zipfile.BadZipFile, zlib.error):  # pickles are never loaded
+        raise DataError(f"{unreadable}; {_NPZ_HINT}") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise DataError(f"{path} holds one .npy array, not an .npz archive of x and y; {_NPZ_HINT}")
+    try:
+        with archive:
+            if "x" not in archive.files or "y" not in archive.files:
+                raise DataError(f"{path} needs arrays 'x' (N, T, I) and 'y' (N,); {_NPZ_HINT}")
+            for key in ("x", "y"):
+                info = archive.zip.getinfo(f"{key}.npy")
+                with archive.zip.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    if version not in ((1, 0), (2, 0)):
+                        continue  # numpy checks what it reads below
+                    read_header = (
+                        np.lib.format.read_array_header_1_0
+                        if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0
+                    )
+                    shape, _, dtype = read_header(member)
+                if dtype.hasobject or math.prod(shape) * dtype.itemsize > info.file_size:
+                    raise DataError(f"{unreadable}: its array {key!r} is damaged; {_NPZ_HINT}")
+            return np.asarray(archive["x"]), np.asarray(archive["y"])
+    except DataError:
+        raise
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, MemoryError):
+        raise DataError(f"{unreadable} (damaged or truncated); {_NPZ_HINT}") from None

@@ -288,10 +288,63 @@ def lower_kernel(workload: Workload, kernel: Kernel) -> list[Call]:
                 Lit(float_literal(beta / alpha)), Lit(float_literal(coef)),
             )
         ]  # fmt: skip
+    if op in PAPER_KERNELS:
+        return _lower_paper(workload, kernel, r, w, call)
     raise ConfigError(
         f"the C generator has no kernel '{op}' (schedule {workload.schedule}); "
-        "export-c supports --schedule exact"
+        "export-c supports --schedule exact and paper"
     )
+
+
+# The seed paper's schedule: element-wise kernels over blocks, arguments (rows, cols, then each
+# operand's pointer and leading dimension, reads before writes).
+PAPER_KERNELS = {
+    "sigmoid": "ef_sigmoid",
+    "tanh": "ef_tanh",
+    "mul": "ef_mul",
+    "cell_state": "ef_cell_state",
+    "softmax": "ef_softmax",
+    "xent_grad": "ef_xent_grad",
+    "lstm_grad_output": "ef_lstm_grad_output",
+    "lstm_grad_gates": "ef_lstm_grad_gates",
+}
+
+
+def _lower_paper(
+    workload: Workload,
+    kernel: Kernel,
+    r: list[Matrix],
+    w: list[Matrix],
+    call: Callable[..., Call],
+) -> list[Call]:
+    op = kernel.op
+    func = PAPER_KERNELS[op]
+    if op == "xent_grad":
+        probs, dy, loss = r[0], w[0], w[1]
+        # The predicted class comes from the logits the probabilities were made of (same slot).
+        logits = view_matrix(workload, replace(kernel.reads[0], buffer="logits"))
+        return [
+            call(func, _int(probs.rows), _int(probs.cols), _ptr(probs), _int(probs.ld),
+                 _ptr(r[1]), _ptr(dy), _int(dy.ld), _ptr(loss)),
+            Call(
+                "ef_record_loss", (Lit("losses"), Int(Affine(kernel.partition)), _ptr(loss)),
+                "", "the partition's loss, for the caller (no sync: part of the kernel above)",
+            ),
+            Call(
+                "ef_record_argmax",
+                (Lit("edgefptt_train_preds"), _int(logits.rows), _int(logits.cols),
+                 _ptr(logits), _int(logits.ld)),
+                "", "each sample's predicted class, for the learner's train accuracy",
+            ),
+        ]  # fmt: skip
+    # lstm_grad_gates writes the three gate-input gradients as one block; its C takes the first.
+    shape = w[0]
+    if op == "lstm_grad_gates" and w[3].cols != 3 * shape.cols:
+        raise ValueError(f"{kernel}: d_in must be three gate blocks wide")  # builder bug
+    args: list[Arg] = [_int(shape.rows), _int(shape.cols)]
+    for m in (*r, *w):
+        args += [_ptr(m), _int(m.ld)]
+    return [call(func, *args)]
 
 
 # ---------------------------------------------------------------------------- rerolling

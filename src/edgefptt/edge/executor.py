@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -118,8 +118,9 @@ def execute(
     arena: a lifetime plan of this workload; every buffer then lives at its planned offset in
     one array that starts as NaN, so a plan that lets live buffers overlap, or a kernel that
     reads what nothing wrote, changes the result.
-    record_logits: keep a copy of the (B, C) logits each partition's ``softmax_xent`` kernel
-    reads (exact schedule), i.e. before that partition's update.
+    record_logits: keep a copy of the (B, C) logits each partition's loss is taken from (the
+    exact schedule's ``softmax_xent`` input, the paper schedule's last slot), i.e. before that
+    partition's update.
     """
     precision = precision or workload.run.dtype  # type: ignore[assignment]
     assert precision is not None
@@ -146,6 +147,8 @@ def execute(
                 grads[kernel.partition][kernel.reads[0].buffer] = ins[1].copy()
             if kernel.op == "softmax_xent" and record_logits:
                 logits.append(ins[0].copy())
+            if kernel.op == "xent_grad" and record_logits:  # paper: the probs' logits slot
+                logits.append(resolve(arrays, replace(kernel.reads[0], buffer="logits")).copy())
             outs = OPS[kernel.op](n, ins, kernel)
         for view, value in zip(kernel.writes, outs, strict=True):
             target = resolve(arrays, view)
@@ -179,16 +182,17 @@ def infer(
     h = c = 0, with the numerics of :func:`execute`. Returns the last step's logits (B, C).
 
     params: {W, b, W_y, b_y} (to evaluate with FPTT's average, pass W_bar). inputs: (B, T, I).
-    Needs a workload with one (B, C) logits buffer (the exact schedule).
+    The logits are those of the exact schedule's (B, C) buffer, or of the paper schedule's
+    last step slot.
     """
     precision = precision or workload.run.dtype  # type: ignore[assignment]
     assert precision is not None
     shape = (workload.run.batch_size, workload.network.num_classes)
     logits = workload.buffers.get("logits")
-    if logits is None or tuple(logits.shape) != shape:
+    if logits is None or tuple(logits.shape[-2:]) != shape or len(logits.shape) > 3:
         raise ConfigError(
-            f"inference needs the exact schedule's (B, C) logits buffer (schedule "
-            f"{workload.schedule!r} has none); build the workload with --schedule exact"
+            f"inference needs a (B, C) logits buffer (schedule {workload.schedule!r} has none); "
+            "build the workload with --schedule exact"
         )
     n = Numerics(precision, rounding)
     acc: ElementType = accumulator or precision
@@ -204,7 +208,8 @@ def infer(
         for view, value in zip(kernel.writes, outs, strict=True):
             target = resolve(arrays, view)
             target[...] = np.reshape(value, target.shape)
-    return np.array(arrays["logits"], copy=True)
+    last = arrays["logits"] if len(logits.shape) == 2 else arrays["logits"][-1]
+    return np.array(last, copy=True)
 
 
 def _load_arrays(

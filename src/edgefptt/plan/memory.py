@@ -178,6 +178,27 @@ def lifetime_plan(workload: Workload, plan_name: str = "lifetime") -> MemoryPlan
         alloc = Allocation(buf.name, candidate, buf.nbytes, buf.role, tuple(ranges[buf.name]))
         placed.append(alloc)
     allocations += sorted(placed, key=lambda a: a.offset_bytes)
+    return _arena_plan(workload, plan_name, allocations)
+
+
+def static_plan(workload: Workload, plan_name: str = "paper") -> MemoryPlan:
+    """Every buffer in a place of its own, back to back, live for the whole pass.
+
+    For the paper schedule this is the seed paper's static layout (paper_layout's bytes) plus
+    what it keeps elsewhere: the carried (h, c) between partitions and the loss.
+    """
+    last = len(workload.kernels) - 1
+    allocations: list[Allocation] = []
+    offset = 0
+    for name, buf in workload.buffers.items():
+        if buf.role == "external":
+            continue
+        allocations.append(Allocation(name, offset, buf.nbytes, buf.role, ((0, last),)))
+        offset += buf.nbytes
+    return _arena_plan(workload, plan_name, allocations)
+
+
+def _arena_plan(workload: Workload, plan_name: str, allocations: list[Allocation]) -> MemoryPlan:
     total = max((a.offset_bytes + a.size_bytes for a in allocations), default=0)
     breakdown = dict.fromkeys(CATEGORIES, 0)
     for a in allocations:
@@ -193,6 +214,11 @@ def lifetime_plan(workload: Workload, plan_name: str = "lifetime") -> MemoryPlan
 def plan_memory(net: NetworkSpec, run: RunSpec, plan: str) -> MemoryPlan:
     """The memory plan ``plan`` (paper | lifetime | recompute) of the run's schedule."""
     if plan == "paper":
+        if run.schedule == "checkpoint":
+            raise ConfigError(
+                "the paper plan is the seed paper's FPTT layout; the checkpoint schedule has "
+                "the lifetime plan only (drop --plan or give --plan lifetime)"
+            )
         return paper_layout(net, run)
     if plan == "lifetime":
         return lifetime_plan(build_workload(net, run))

@@ -412,3 +412,171 @@ void ef_fptt_sgd(ef_ctx *ctx, int n_params, ef_elem *w, ef_elem *grad, ef_elem *
         scatter(grad + i, zeros, s.step, n);
     }
 }
+
+/* ------------------------------------------------------- the seed paper's schedule's kernels
+ * Each is element-wise over a rows x cols block (a chunk of this hart's elements of a row at a
+ * time, as above) or, for the softmax and the loss, runs on hart 0. Outputs may alias inputs
+ * element for element (the paper's dc = dc * f): a chunk is read whole before it is written. */
+#define EF_ROWS_BEGIN(cols)                                                                  \
+    for (int r = 0; r < rows; ++r) {                                                         \
+        ef_span s = my_span(ctx, first_col(ctx, r, (cols)), (cols));                         \
+        for (int q = 0; q < s.count; q += EF_CHUNK) {                                        \
+            int n = chunk_len(s, q);                                                         \
+            size_t j = chunk_at(s, q);
+#define EF_ROWS_END \
+    }               \
+    }
+#define EF_AT(p, ld) ((p) + (size_t)r * (ld) + j)
+
+void ef_sigmoid(ef_ctx *ctx, int rows, int cols, const ef_elem *src, int ld_src, ef_elem *dst,
+                int ld_dst)
+{
+    float v[EF_CHUNK];
+    EF_ROWS_BEGIN(cols)
+    gather(v, EF_AT(src, ld_src), s.step, n);
+    for (int l = 0; l < EF_CHUNK; ++l)
+        v[l] = sigmoid(v[l]);
+    scatter(EF_AT(dst, ld_dst), v, s.step, n);
+    EF_ROWS_END
+}
+
+void ef_tanh(ef_ctx *ctx, int rows, int cols, const ef_elem *src, int ld_src, ef_elem *dst,
+             int ld_dst)
+{
+    float v[EF_CHUNK];
+    EF_ROWS_BEGIN(cols)
+    gather(v, EF_AT(src, ld_src), s.step, n);
+    for (int l = 0; l < EF_CHUNK; ++l)
+        v[l] = ef_r(EF_TANHF(v[l]));
+    scatter(EF_AT(dst, ld_dst), v, s.step, n);
+    EF_ROWS_END
+}
+
+void ef_mul(ef_ctx *ctx, int rows, int cols, const ef_elem *a, int ld_a, const ef_elem *b,
+            int ld_b, ef_elem *out, int ld_out)
+{
+    float u[EF_CHUNK], v[EF_CHUNK];
+    EF_ROWS_BEGIN(cols)
+    gather(u, EF_AT(a, ld_a), s.step, n);
+    gather(v, EF_AT(b, ld_b), s.step, n);
+    for (int l = 0; l < EF_CHUNK; ++l)
+        u[l] = ef_r(u[l] * v[l]);
+    scatter(EF_AT(out, ld_out), u, s.step, n);
+    EF_ROWS_END
+}
+
+/* c = f * c_prev + i * g */
+void ef_cell_state(ef_ctx *ctx, int rows, int cols, const ef_elem *f, int ld_f,
+                   const ef_elem *c_prev, int ld_c_prev, const ef_elem *i, int ld_i,
+                   const ef_elem *g, int ld_g, ef_elem *c, int ld_c)
+{
+    float fv[EF_CHUNK], cv[EF_CHUNK], iv[EF_CHUNK], gv[EF_CHUNK];
+    EF_ROWS_BEGIN(cols)
+    gather(fv, EF_AT(f, ld_f), s.step, n);
+    gather(cv, EF_AT(c_prev, ld_c_prev), s.step, n);
+    gather(iv, EF_AT(i, ld_i), s.step, n);
+    gather(gv, EF_AT(g, ld_g), s.step, n);
+    for (int l = 0; l < EF_CHUNK; ++l)
+        cv[l] = ef_r(ef_r(fv[l] * cv[l]) + ef_r(iv[l] * gv[l]));
+    scatter(EF_AT(c, ld_c), cv, s.step, n);
+    EF_ROWS_END
+}
+
+/* Stable softmax of each row, on hart 0: exp(z - max) / their sum, the sum taken in order. */
+void ef_softmax(ef_ctx *ctx, int rows, int classes, const ef_elem *logits, int ld_logits,
+                ef_elem *probs, int ld_probs)
+{
+    if (ctx->hart != 0)
+        return;
+    for (int r = 0; r < rows; ++r) {
+        const ef_elem *z = logits + (size_t)r * ld_logits;
+        ef_elem *p = probs + (size_t)r * ld_probs;
+        float top = ef_ld(z);
+        for (int j = 1; j < classes; ++j)
+            top = ef_ld(z + j) > top ? ef_ld(z + j) : top;
+        float sum = 0.0f;
+        for (int j = 0; j < classes; ++j) { /* p holds exp until the sum is known */
+            float e = ef_r(expf(ef_r(ef_ld(z + j) - top)));
+            ef_st(p + j, e);
+            sum = j == 0 ? e : ef_r(sum + e);
+        }
+        for (int j = 0; j < classes; ++j)
+            ef_st(p + j, ef_r(ef_ld(p + j) / sum));
+    }
+}
+
+/* dy = probs - onehot(labels); loss = -(sum over the batch of log probs[label]) / rows. */
+void ef_xent_grad(ef_ctx *ctx, int rows, int classes, const ef_elem *probs, int ld_probs,
+                  const int32_t *labels, ef_elem *dy, int ld_dy, ef_elem *loss)
+{
+    if (ctx->hart != 0)
+        return;
+    float total = 0.0f;
+    for (int r = 0; r < rows; ++r) {
+        const ef_elem *p = probs + (size_t)r * ld_probs;
+        ef_elem *g = dy + (size_t)r * ld_dy;
+        for (int j = 0; j < classes; ++j)
+            ef_st(g + j, j == labels[r] ? ef_r(ef_ld(p + j) - 1.0f) : ef_ld(p + j));
+        float lp = ef_r(logf(ef_ld(p + labels[r])));
+        total = r == 0 ? lp : ef_r(total + lp);
+    }
+    ef_st(loss, ef_r(total / -(float)rows));
+}
+
+/* The paper's output-gate step: dc rebuilt from dh, do = dh * tanh(c), do_in = do * sigma'. */
+void ef_lstm_grad_output(ef_ctx *ctx, int rows, int units, const ef_elem *dh, int ld_dh,
+                         const ef_elem *o, int ld_o, const ef_elem *tanh_c, int ld_tanh_c,
+                         ef_elem *dc, int ld_dc, ef_elem *d_o, int ld_d_o, ef_elem *do_in,
+                         int ld_do_in)
+{
+    float dhv[EF_CHUNK], ov[EF_CHUNK], tv[EF_CHUNK], dcv[EF_CHUNK];
+    EF_ROWS_BEGIN(units)
+    gather(dhv, EF_AT(dh, ld_dh), s.step, n);
+    gather(ov, EF_AT(o, ld_o), s.step, n);
+    gather(tv, EF_AT(tanh_c, ld_tanh_c), s.step, n);
+    for (int l = 0; l < EF_CHUNK; ++l) {
+        float dov = ef_r(dhv[l] * tv[l]);
+        dcv[l] = ef_r(ef_r(dhv[l] * ov[l]) * dtanh(tv[l]));
+        tv[l] = dov;
+        dhv[l] = ef_r(dov * dsigmoid(ov[l]));
+    }
+    scatter(EF_AT(dc, ld_dc), dcv, s.step, n);
+    scatter(EF_AT(d_o, ld_d_o), tv, s.step, n);
+    scatter(EF_AT(do_in, ld_do_in), dhv, s.step, n);
+    EF_ROWS_END
+}
+
+/* The paper's input, forget and cell gate step: di = dc * g, df = dc * c_prev, dg = dc * i and
+ * [di * sigma'(i) | df * sigma'(f) | dg * tanh'(g)] into d_in (three blocks of `units`). */
+void ef_lstm_grad_gates(ef_ctx *ctx, int rows, int units, const ef_elem *dc, int ld_dc,
+                        const ef_elem *i, int ld_i, const ef_elem *f, int ld_f, const ef_elem *g,
+                        int ld_g, const ef_elem *c_prev, int ld_c_prev, ef_elem *di, int ld_di,
+                        ef_elem *df, int ld_df, ef_elem *dg, int ld_dg, ef_elem *d_in,
+                        int ld_d_in)
+{
+    float dcv[EF_CHUNK], iv[EF_CHUNK], fv[EF_CHUNK], gv[EF_CHUNK], cp[EF_CHUNK];
+    float a[EF_CHUNK], b[EF_CHUNK], c[EF_CHUNK];
+    EF_ROWS_BEGIN(units)
+    gather(dcv, EF_AT(dc, ld_dc), s.step, n);
+    gather(iv, EF_AT(i, ld_i), s.step, n);
+    gather(fv, EF_AT(f, ld_f), s.step, n);
+    gather(gv, EF_AT(g, ld_g), s.step, n);
+    gather(cp, EF_AT(c_prev, ld_c_prev), s.step, n);
+    for (int l = 0; l < EF_CHUNK; ++l) {
+        a[l] = ef_r(dcv[l] * gv[l]);
+        b[l] = ef_r(dcv[l] * cp[l]);
+        c[l] = ef_r(dcv[l] * iv[l]);
+    }
+    scatter(EF_AT(di, ld_di), a, s.step, n);
+    scatter(EF_AT(df, ld_df), b, s.step, n);
+    scatter(EF_AT(dg, ld_dg), c, s.step, n);
+    for (int l = 0; l < EF_CHUNK; ++l) {
+        a[l] = ef_r(a[l] * dsigmoid(iv[l]));
+        b[l] = ef_r(b[l] * dsigmoid(fv[l]));
+        c[l] = ef_r(c[l] * dtanh(gv[l]));
+    }
+    scatter(EF_AT(d_in, ld_d_in), a, s.step, n);
+    scatter(EF_AT(d_in, ld_d_in) + units, b, s.step, n);
+    scatter(EF_AT(d_in, ld_d_in) + 2 * (size_t)units, c, s.step, n);
+    EF_ROWS_END
+}

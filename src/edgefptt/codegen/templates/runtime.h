@@ -180,4 +180,29 @@ void ef_bias_grad(ef_ctx *ctx, int rows, int cols, const ef_elem *values, int ld
 void ef_fptt_sgd(ef_ctx *ctx, int n, ef_elem *w, ef_elem *grad, ef_elem *w_bar, ef_elem *lam,
                  float lr, float alpha, float beta, float beta_over_alpha, float linear_coef);
 
+/* The seed paper's schedule (export-c --schedule paper): its element-wise kernels one operation
+ * at a time, as edgefptt/edge/ops.py says. */
+void ef_sigmoid(ef_ctx *ctx, int rows, int cols, const ef_elem *src, int ld_src, ef_elem *dst,
+                int ld_dst);
+void ef_tanh(ef_ctx *ctx, int rows, int cols, const ef_elem *src, int ld_src, ef_elem *dst,
+             int ld_dst);
+void ef_mul(ef_ctx *ctx, int rows, int cols, const ef_elem *a, int ld_a, const ef_elem *b,
+            int ld_b, ef_elem *out, int ld_out);
+void ef_cell_state(ef_ctx *ctx, int rows, int cols, const ef_elem *f, int ld_f,
+                   const ef_elem *c_prev, int ld_c_prev, const ef_elem *i, int ld_i,
+                   const ef_elem *g, int ld_g, ef_elem *c, int ld_c);
+void ef_softmax(ef_ctx *ctx, int rows, int classes, const ef_elem *logits, int ld_logits,
+                ef_elem *probs, int ld_probs);
+void ef_xent_grad(ef_ctx *ctx, int rows, int classes, const ef_elem *probs, int ld_probs,
+                  const int32_t *labels, ef_elem *dy, int ld_dy, ef_elem *loss);
+void ef_lstm_grad_output(ef_ctx *ctx, int rows, int units, const ef_elem *dh, int ld_dh,
+                         const ef_elem *o, int ld_o, const ef_elem *tanh_c, int ld_tanh_c,
+                         ef_elem *dc, int ld_dc, ef_elem *d_o, int ld_d_o, ef_elem *do_in,
+                         int ld_do_in);
+void ef_lstm_grad_gates(ef_ctx *ctx, int rows, int units, const ef_elem *dc, int ld_dc,
+                        const ef_elem *i, int ld_i, const ef_elem *f, int ld_f, const ef_elem *g,
+                        int ld_g, const ef_elem *c_prev, int ld_c_prev, ef_elem *di, int ld_di,
+                        ef_elem *df, int ld_df, ef_elem *dg, int ld_dg, ef_elem *d_in,
+                        int ld_d_in);
+
 #endif
