@@ -35,6 +35,112 @@ void ef_matmul_backend(size_t dim_i, size_t dim_j, size_t dim_k, const ef_elem *
 }
 #else
 
+/* Cores without a vector unit (rv64gc, Cortex-M4F/M7; or -DEDGEFPTT_SCALAR_MATMUL anywhere): the
+ * GCC vector types below would be emulated there, through memory and memcpy calls, so these
+ * cores get scalar kernels instead: 4 x 4 blocks of C in registers (16 accumulators, 4 values
+ * of A and 4 of B per k: 24 of the 32 float registers of RISC-V F and of the Cortex-M FPU), the
+ * products added with fused multiply-add where the build contracts (every build but PORTABLE=1
+ * does), each C element summing its products in k order. No zero skipping: the instructions a
+ * pass takes do not depend on the data. */
+#if EF_SCALAR_CORE /* runtime.h */
+#if defined(__GNUC__)
+#define EF_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define EF_ALWAYS_INLINE inline
+#endif
+
+/* C[0..3][0..3] (ldc apart) += sum over kn values of k of A'[r][k] B[k][q], where
+ * A'[r][k] = a[r * a_row + k * a_col] (times a_scale when `scaled`) and B[k][q] = b[k * ldb + q]
+ * (`nt`: B[k][q] = b[q * ldb + k], the rows of a transposed B). */
+static EF_ALWAYS_INLINE void block4x4(size_t kn, const float *a, size_t a_row, size_t a_col,
+                                      const float *b, size_t ldb, int nt, float *c, size_t ldc,
+                                      float a_scale, int scaled)
+{
+    float *c1 = c + ldc, *c2 = c1 + ldc, *c3 = c2 + ldc;
+    float c00 = c[0], c01 = c[1], c02 = c[2], c03 = c[3];
+    float c10 = c1[0], c11 = c1[1], c12 = c1[2], c13 = c1[3];
+    float c20 = c2[0], c21 = c2[1], c22 = c2[2], c23 = c2[3];
+    float c30 = c3[0], c31 = c3[1], c32 = c3[2], c33 = c3[3];
+    const float *a0 = a, *a1 = a + a_row, *a2 = a1 + a_row, *a3 = a2 + a_row;
+    const float *b0 = b, *b1 = b + (nt ? ldb : 1), *b2 = b1 + (nt ? ldb : 1);
+    const float *b3 = b2 + (nt ? ldb : 1);
+    size_t b_step = nt ? 1 : ldb;
+    for (size_t k = 0; k < kn; ++k) {
+        float x0 = *a0, x1 = *a1, x2 = *a2, x3 = *a3;
+        if (scaled)
+            x0 *= a_scale, x1 *= a_scale, x2 *= a_scale, x3 *= a_scale;
+        float y0 = *b0, y1 = *b1, y2 = *b2, y3 = *b3;
+        c00 += x0 * y0, c01 += x0 * y1, c02 += x0 * y2, c03 += x0 * y3;
+        c10 += x1 * y0, c11 += x1 * y1, c12 += x1 * y2, c13 += x1 * y3;
+        c20 += x2 * y0, c21 += x2 * y1, c22 += x2 * y2, c23 += x2 * y3;
+        c30 += x3 * y0, c31 += x3 * y1, c32 += x3 * y2, c33 += x3 * y3;
+        a0 += a_col, a1 += a_col, a2 += a_col, a3 += a_col;
+        b0 += b_step, b1 += b_step, b2 += b_step, b3 += b_step;
+    }
+    c[0] = c00, c[1] = c01, c[2] = c02, c[3] = c03;
+    c1[0] = c10, c1[1] = c11, c1[2] = c12, c1[3] = c13;
+    c2[0] = c20, c2[1] = c21, c2[2] = c22, c2[3] = c23;
+    c3[0] = c30, c3[1] = c31, c3[2] = c32, c3[3] = c33;
+}
+
+/* The four variants the pass uses, each compiled on its own (nt and scaled constant). */
+static void nn_plain(size_t kn, const float *a, size_t a_row, size_t a_col, const float *b,
+                     size_t ldb, float *c, size_t ldc, float a_scale)
+{
+    block4x4(kn, a, a_row, a_col, b, ldb, 0, c, ldc, a_scale, 0);
+}
+static void nn_scaled(size_t kn, const float *a, size_t a_row, size_t a_col, const float *b,
+                      size_t ldb, float *c, size_t ldc, float a_scale)
+{
+    block4x4(kn, a, a_row, a_col, b, ldb, 0, c, ldc, a_scale, 1);
+}
+static void nt_plain(size_t kn, const float *a, size_t a_row, size_t a_col, const float *b,
+                     size_t ldb, float *c, size_t ldc, float a_scale)
+{
+    block4x4(kn, a, a_row, a_col, b, ldb, 1, c, ldc, a_scale, 0);
+}
+static void nt_scaled(size_t kn, const float *a, size_t a_row, size_t a_col, const float *b,
+                      size_t ldb, float *c, size_t ldc, float a_scale)
+{
+    block4x4(kn, a, a_row, a_col, b, ldb, 1, c, ldc, a_scale, 1);
+}
+
+void ef_matmul_backend(size_t dim_i, size_t dim_j, size_t dim_k, const ef_elem *a,
+                       const ef_elem *b, const ef_elem *d, ef_elem *c, size_t stride_a,
+                       size_t stride_b, size_t stride_d, size_t stride_c, float a_scale,
+                       bool repeating_bias, bool transpose_a, bool transpose_b)
+{
+    if (d != c) /* start from D (or zero); d == c accumulates into C as it is */
+        for (size_t i = 0; i < dim_i; ++i)
+            for (size_t j = 0; j < dim_j; ++j)
+                c[i * stride_c + j] =
+                    d == NULL ? 0.0f : (repeating_bias ? d[j] : d[i * stride_d + j]);
+    size_t a_row = transpose_a ? 1 : stride_a, a_col = transpose_a ? stride_a : 1;
+    size_t b_row = transpose_b ? 1 : stride_b, b_col = transpose_b ? stride_b : 1;
+    int scaled = a_scale != 1.0f;
+    void (*block)(size_t, const float *, size_t, size_t, const float *, size_t, float *, size_t,
+                  float) = transpose_b ? (scaled ? nt_scaled : nt_plain)
+                                       : (scaled ? nn_scaled : nn_plain);
+    size_t i_main = dim_i - dim_i % 4, j_main = dim_j - dim_j % 4;
+    for (size_t i = 0; i < i_main; i += 4)
+        for (size_t j = 0; j < j_main; j += 4)
+            block(dim_k, a + i * a_row, a_row, a_col, b + j * b_col, stride_b, c + i * stride_c + j,
+                  stride_c, a_scale);
+    /* The edges (rows from i_main, columns from j_main), element by element, in k order. */
+    for (size_t i = 0; i < dim_i; ++i)
+        for (size_t j = i < i_main ? j_main : 0; j < dim_j; ++j) {
+            float acc = c[i * stride_c + j];
+            for (size_t k = 0; k < dim_k; ++k) {
+                float x = a[i * a_row + k * a_col];
+                if (scaled)
+                    x *= a_scale;
+                acc += x * b[k * b_row + j * b_col];
+            }
+            c[i * stride_c + j] = acc;
+        }
+}
+#else
+
 /* Vectors of EF_VEC floats (4, 8 or 16): GCC/Clang vector extensions where available, else a
  * struct of EF_VEC floats. Without -DEF_VEC the width follows the target: 16 with AVX-512F, 8
  * with AVX, else 4 (SSE2 on baseline x86-64, NEON on Arm, plain scalar code where the target
@@ -528,6 +634,7 @@ void ef_matmul_backend(size_t dim_i, size_t dim_j, size_t dim_k, const ef_elem *
             }
     }
 }
+#endif /* vector units */
 #endif
 #else
 typedef int ef_portable_backend_not_selected;

@@ -152,7 +152,7 @@ static inline float dtanh(float y) { return ef_r(1.0f - ef_r(y * y)); }
  * arena into float arrays, computed by a loop of fixed length that the compiler vectorizes
  * (ef_expf and ef_tanhf are inline float code), scattered back. The formulas are the
  * element-by-element ones of ops.py; the chunks change nothing but the speed. */
-enum { EF_CHUNK = 32 };
+enum { EF_CHUNK = EF_SCALAR_CORE ? 1 : 32 };
 
 /* The elements of this hart among `count` dealt out cyclically from the element `first`
  * of a row: the first, the step between them, and how many. */
@@ -379,8 +379,54 @@ void ef_bias_grad(ef_ctx *ctx, int rows, int cols, const ef_elem *values, int ld
     }
 }
 
-/* The fused FPTT-SGD loop of the seed paper (edgefptt/edge/ops.py fptt_sgd), on chunks of this
- * hart's parameters. */
+/* The fused FPTT-SGD step of one parameter (edgefptt/edge/ops.py fptt_sgd): w, lambda and
+ * W_bar updated in place from the gradient g. */
+static inline void fptt_one(float *w, float *wb, float *lv, float g, float lr, float alpha,
+                            float beta, float beta_over_alpha, float linear_coef)
+{
+    float linear = linear_coef == 1.0f ? *lv : ef_r(linear_coef * *lv);
+    float w_new = ef_r(*w - ef_r(lr * ef_r(ef_r(g - linear) + ef_r(alpha * ef_r(*w - *wb)))));
+    float l_new = ef_r(*lv - ef_r(alpha * ef_r(w_new - *wb)));
+    float mixed = beta == 0.5f ? ef_r(0.5f * ef_r(*wb + w_new))
+                               : ef_r(*wb + ef_r(beta * ef_r(w_new - *wb)));
+    *w = w_new;
+    *lv = l_new;
+    *wb = ef_r(mixed - ef_r(beta_over_alpha * l_new));
+}
+
+#if EF_SCALAR_CORE
+/* Without a vector unit: one pass over this hart's parameters (every hart-th), each of the four
+ * arrays read and written once per parameter, the gradient left zero for the next partition. */
+void ef_fptt_sgd(ef_ctx *ctx, int n_params, ef_elem *w, ef_elem *grad, ef_elem *w_bar,
+                 ef_elem *lam, float lr, float alpha, float beta, float beta_over_alpha,
+                 float linear_coef)
+{
+    size_t step = (size_t)ctx->harts;
+    if (step == 1 && linear_coef == 1.0f && beta == 0.5f) { /* the usual case, specialized */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 4
+#endif
+        for (size_t i = 0; i < (size_t)n_params; ++i) {
+            float wv = ef_ld(w + i), wb = ef_ld(w_bar + i), lv = ef_ld(lam + i);
+            fptt_one(&wv, &wb, &lv, ef_ld(grad + i), lr, alpha, 0.5f, beta_over_alpha, 1.0f);
+            ef_st(w + i, wv);
+            ef_st(lam + i, lv);
+            ef_st(w_bar + i, wb);
+            ef_st(grad + i, 0.0f);
+        }
+        return;
+    }
+    for (size_t i = (size_t)ctx->hart; i < (size_t)n_params; i += step) {
+        float wv = ef_ld(w + i), wb = ef_ld(w_bar + i), lv = ef_ld(lam + i);
+        fptt_one(&wv, &wb, &lv, ef_ld(grad + i), lr, alpha, beta, beta_over_alpha, linear_coef);
+        ef_st(w + i, wv);
+        ef_st(lam + i, lv);
+        ef_st(w_bar + i, wb);
+        ef_st(grad + i, 0.0f);
+    }
+}
+#else
+/* With a vector unit: on chunks of this hart's parameters (the loop over a chunk vectorizes). */
 void ef_fptt_sgd(ef_ctx *ctx, int n_params, ef_elem *w, ef_elem *grad, ef_elem *w_bar,
                  ef_elem *lam, float lr, float alpha, float beta, float beta_over_alpha,
                  float linear_coef)
@@ -395,23 +441,16 @@ void ef_fptt_sgd(ef_ctx *ctx, int n_params, ef_elem *w, ef_elem *grad, ef_elem *
         gather(wb, w_bar + i, s.step, n);
         gather(lv, lam + i, s.step, n);
         gather(gv, grad + i, s.step, n);
-        for (int l = 0; l < EF_CHUNK; ++l) {
-            float linear = linear_coef == 1.0f ? lv[l] : ef_r(linear_coef * lv[l]);
-            float w_new = ef_r(wv[l] - ef_r(lr * ef_r(ef_r(gv[l] - linear) +
-                                                       ef_r(alpha * ef_r(wv[l] - wb[l])))));
-            float l_new = ef_r(lv[l] - ef_r(alpha * ef_r(w_new - wb[l])));
-            float mixed = beta == 0.5f ? ef_r(0.5f * ef_r(wb[l] + w_new))
-                                       : ef_r(wb[l] + ef_r(beta * ef_r(w_new - wb[l])));
-            wv[l] = w_new;
-            lv[l] = l_new;
-            wb[l] = ef_r(mixed - ef_r(beta_over_alpha * l_new));
-        }
+        for (int l = 0; l < EF_CHUNK; ++l)
+            fptt_one(wv + l, wb + l, lv + l, gv[l], lr, alpha, beta, beta_over_alpha,
+                     linear_coef);
         scatter(w + i, wv, s.step, n);
         scatter(lam + i, lv, s.step, n);
         scatter(w_bar + i, wb, s.step, n);
         scatter(grad + i, zeros, s.step, n);
     }
 }
+#endif
 
 /* ------------------------------------------------------- the seed paper's schedule's kernels
  * Each is element-wise over a rows x cols block (a chunk of this hart's elements of a row at a

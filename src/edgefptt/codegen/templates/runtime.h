@@ -11,6 +11,17 @@
 
 #include "config.h"
 
+/* Cores without a vector unit (rv64gc, Cortex-M4F/M7), or -DEDGEFPTT_SCALAR_MATMUL: scalar
+ * register-blocked matmul kernels and element-wise loops one element at a time (the chunks of
+ * EF_CHUNK floats that vector units want only add copies there). */
+#if defined(EDGEFPTT_SCALAR_MATMUL) ||                                                       \
+    !(defined(__SSE2__) || defined(__ARM_NEON) || defined(__AVX__) ||                       \
+      defined(__riscv_vector) || defined(__ALTIVEC__))
+#define EF_SCALAR_CORE 1
+#else
+#define EF_SCALAR_CORE 0
+#endif
+
 /* Storage type: fp32 as float, bf16 as 16-bit patterns (arithmetic is always fp32). */
 #if EDGEFPTT_BF16
 typedef uint16_t ef_elem;

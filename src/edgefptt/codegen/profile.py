@@ -1,0 +1,119 @@
+"""Instructions per function of a RISC-V program under qemu-riscv64 (a TCG plugin and nm).
+
+The plugin (templates/insn_profile_plugin.c) reports every executed translation block's start
+address, length and execution count; the binary's function symbols (``riscv64-linux-gnu-nm``,
+static binaries: fixed addresses) name the function each block starts in. One training pass is
+a run with ``--time 1`` (one extra pass) minus a plain run, function by function.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+import subprocess
+import tempfile
+from collections import Counter
+from importlib import resources
+from pathlib import Path
+
+from edgefptt.codegen.build import BuildError, compile_plugin
+
+_BLOCK = re.compile(r"^tb ([0-9a-f]+) (\d+) (\d+)$", re.MULTILINE)
+
+# The runtime's kernels by the group of the seed paper's tables they are charged to (the
+# generated program's calls, docs/deploy.md); functions not listed are "other" (the libm calls
+# from inside kernels are charged to "libm").
+KERNEL_GROUPS = {
+    "ef_matmul_backend": "matmul",
+    **dict.fromkeys(
+        ("nn_plain", "nn_scaled", "nt_plain", "nt_scaled", "block_mr_nr", "block_mr_v",
+         "block_edge", "column_rows", "matmul_nn", "matmul_nt", "matmul_nt_wide"),
+        "matmul",
+    ),  # fmt: skip
+    "ef_lstm_cell_forward": "lstm_cell_forward",
+    "ef_lstm_gates": "lstm_cell_forward",
+    "ef_lstm_cell_backward": "lstm_cell_backward",
+    "ef_softmax_xent": "softmax_xent",
+    "ef_softmax": "softmax_xent",
+    "ef_xent_grad": "softmax_xent",
+    "ef_bias_grad": "bias_grad",
+    "ef_fptt_sgd": "fptt_sgd",
+    "ef_copy": "copy_zero",
+    "ef_zero": "copy_zero",
+    "ef_sigmoid": "paper_elementwise",
+    "ef_tanh": "paper_elementwise",
+    "ef_mul": "paper_elementwise",
+    "ef_cell_state": "paper_elementwise",
+    "ef_lstm_grad_output": "paper_elementwise",
+    "ef_lstm_grad_gates": "paper_elementwise",
+    "ef_sync": "sync",
+    "ef_barrier": "sync",
+    "ef_counter": "sync",
+}
+
+
+def _plugin(build_dir: Path) -> Path:
+    source = Path(
+        str(resources.files("edgefptt.codegen") / "templates" / "insn_profile_plugin.c")
+    )
+    library = build_dir / "libinsn_profile.so"
+    return library if library.exists() else compile_plugin(source, library)
+
+
+def function_symbols(binary: Path, nm: str = "riscv64-linux-gnu-nm") -> list[tuple[int, str]]:
+    """(address, name) of the binary's text symbols, sorted by address."""
+    done = subprocess.run([nm, "-n", str(binary)], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise BuildError(f"{nm} failed on {binary}: {done.stderr.strip()[-300:]}")
+    symbols = []
+    for line in done.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[1] in "tTwW":
+            symbols.append((int(parts[0], 16), parts[2]))
+    return symbols
+
+
+def instructions_by_function(binary: Path, *args: str, build_dir: Path | None = None) -> Counter:
+    """Executed instructions per function of one run of ``binary`` (one thread)."""
+    symbols = function_symbols(binary)
+    starts = [a for a, _ in symbols]
+    with tempfile.TemporaryDirectory() as tmp:
+        plugin = _plugin(Path(build_dir or tmp))
+        done = subprocess.run(
+            ["qemu-riscv64", "-plugin", str(plugin), str(binary), "-t", "1", *args],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+    if done.returncode != 0:
+        raise BuildError(f"profiling {binary.name} failed: {done.stderr.strip()[-300:]}")
+    counts: Counter = Counter()
+    for address, insns, execs in _BLOCK.findall(done.stderr):
+        at = bisect.bisect_right(starts, int(address, 16)) - 1
+        name = symbols[at][1] if at >= 0 else "?"
+        counts[name] += int(insns) * int(execs)
+    return counts
+
+
+def pass_profile(binary: Path, build_dir: Path | None = None) -> Counter:
+    """Instructions per function of one training pass (a run with one extra pass minus a plain
+    run; functions whose difference is zero are left out)."""
+    plain = instructions_by_function(binary, build_dir=build_dir)
+    extra = instructions_by_function(binary, "--time", "1", build_dir=build_dir)
+    out: Counter = Counter()
+    for name in set(plain) | set(extra):
+        diff = extra[name] - plain[name]
+        if diff:
+            out[name] = diff
+    return out
+
+
+def by_group(profile: Counter) -> dict[str, int]:
+    """A profile summed by KERNEL_GROUPS (libm's functions as "libm", the rest "other")."""
+    groups: Counter = Counter()
+    for name, count in profile.items():
+        if name in KERNEL_GROUPS:
+            groups[KERNEL_GROUPS[name]] += count
+        elif name.rstrip("f") in ("exp", "log", "tanh", "__expf", "__logf") or "exp" in name:
+            groups["libm"] += count
+        else:
+            groups["other"] += count
+    return dict(groups)
