@@ -56,3 +56,20 @@ def test_instruction_counts_grow_with_the_update_per_partition(tmp_path_factory)
     assert counts[1] < counts[7] < counts[28]
     # Each extra update reads and writes W, grad, W_bar, lam: at least 8 memory ops per parameter.
     assert counts[28] - counts[1] >= 27 * 8 * p
+
+
+def test_profile_by_function_adds_up_to_the_instruction_count(tmp_path_factory):
+    """The per-function profile (insn_profile_plugin.c + nm) of one pass sums to what the plain
+    counting plugin counts, and puts the bulk in the matmul and the kernels, not in memcpy (the
+    scalar kernels of rv64gc copy nothing through the C library)."""
+    from edgefptt.codegen.profile import by_group, pass_profile
+
+    export = _export(tmp_path_factory, 28, 7)
+    binary = make(export.out_dir, "riscv", learner=False)
+    profile = pass_profile(binary, build_dir=export.out_dir)
+    # Equal but for the printing of the measured time (its digits differ from run to run).
+    counted = instructions_per_pass(binary, build_dir=export.out_dir)
+    assert abs(sum(profile.values()) - counted) <= 0.005 * counted
+    groups = by_group(profile)
+    assert groups["matmul"] > 0 and groups["fptt_sgd"] > 0 and groups["lstm_cell_forward"] > 0
+    assert profile.get("memcpy", 0) < 0.05 * sum(profile.values())  # (ef_copy uses it)

@@ -41,9 +41,9 @@ def checkpoint_params(path: Path) -> tuple[dict[str, np.ndarray], dict[str, int]
     last-step readout has the edge layout; anything else is a ConfigError that says so.
     """
     from edgefptt.models import SequenceClassifier, model_to_edge
-    from edgefptt.train.checkpoint import load_checkpoint
+    from edgefptt.train.checkpoint import MODEL_ENTRIES, load_checkpoint
 
-    document = load_checkpoint(Path(path))
+    document = load_checkpoint(Path(path), MODEL_ENTRIES)
     config, data = document.get("config"), document.get("data")
     if not isinstance(config, dict) or not isinstance(data, dict) or "model" not in document:
         raise CheckpointError(f"{path} lacks the model, config or data entries of a checkpoint")
@@ -68,7 +68,22 @@ def checkpoint_params(path: Path) -> tuple[dict[str, np.ndarray], dict[str, int]
         "hidden_size": int(config["hidden"]),
         "num_classes": int(data["num_outputs"]),
     }
-    return model_to_edge(model), sizes
+    params = model_to_edge(model)
+    for name, values in params.items():
+        if not np.all(np.isfinite(values)):
+            raise CheckpointError(
+                f"{path} holds non-finite weights (NaN or infinity in {name}); export or start "
+                "from an earlier checkpoint of the run"
+            )
+    return params, sizes
+
+
+def checkpoint_seq_len(path: Path) -> int | None:
+    """The sequence length T a checkpoint was trained on (None when its data entry has none)."""
+    from edgefptt.train.checkpoint import load_checkpoint
+
+    seq_len = load_checkpoint(Path(path)).get("data", {}).get("seq_len")
+    return None if seq_len is None else int(seq_len)
 
 
 def _evaluated_weights(
@@ -142,15 +157,12 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
     Each array's header is checked against the bytes its archive member holds before the
     array is read, so a damaged header cannot make numpy allocate what the file does not hold.
     """
-    import zipfile
-    import zlib
-
     unreadable = f"{path} is not a readable .npz archive"
     try:
         archive = np.load(path, mmap_mode="r", allow_pickle=False)
     except EOFError:
         raise DataError(f"{path} is empty; {_NPZ_HINT}") from None
-    except (OSError, ValueError, zipfile.BadZipFile, zlib.error):  # pickles are never loaded
+    except Exception:  # numpy's and zipfile's many errors for damaged bytes; no pickle is loaded
         raise DataError(f"{unreadable}; {_NPZ_HINT}") from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise DataError(f"{path} holds one .npy array, not an .npz archive of x and y; {_NPZ_HINT}")
@@ -175,5 +187,5 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
             return np.asarray(archive["x"]), np.asarray(archive["y"])
     except DataError:
         raise
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, MemoryError):
+    except Exception:  # zip, zlib, header syntax, encryption, memory: all damaged bytes
         raise DataError(f"{unreadable} (damaged or truncated); {_NPZ_HINT}") from None

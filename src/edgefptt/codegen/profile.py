@@ -26,10 +26,21 @@ _BLOCK = re.compile(r"^tb ([0-9a-f]+) (\d+) (\d+)$", re.MULTILINE)
 KERNEL_GROUPS = {
     "ef_matmul_backend": "matmul",
     **dict.fromkeys(
-        ("nn_plain", "nn_scaled", "nt_plain", "nt_scaled", "block_mr_nr", "block_mr_v",
-         "block_edge", "column_rows", "matmul_nn", "matmul_nt", "matmul_nt_wide"),
+        (
+            "nn_plain",
+            "nn_scaled",
+            "nt_plain",
+            "nt_scaled",
+            "block_mr_nr",
+            "block_mr_v",
+            "block_edge",
+            "column_rows",
+            "matmul_nn",
+            "matmul_nt",
+            "matmul_nt_wide",
+        ),
         "matmul",
-    ),  # fmt: skip
+    ),
     "ef_lstm_cell_forward": "lstm_cell_forward",
     "ef_lstm_gates": "lstm_cell_forward",
     "ef_lstm_cell_backward": "lstm_cell_backward",
@@ -53,9 +64,7 @@ KERNEL_GROUPS = {
 
 
 def _plugin(build_dir: Path) -> Path:
-    source = Path(
-        str(resources.files("edgefptt.codegen") / "templates" / "insn_profile_plugin.c")
-    )
+    source = Path(str(resources.files("edgefptt.codegen") / "templates" / "insn_profile_plugin.c"))
     library = build_dir / "libinsn_profile.so"
     return library if library.exists() else compile_plugin(source, library)
 
@@ -73,15 +82,39 @@ def function_symbols(binary: Path, nm: str = "riscv64-linux-gnu-nm") -> list[tup
     return symbols
 
 
-def instructions_by_function(binary: Path, *args: str, build_dir: Path | None = None) -> Counter:
-    """Executed instructions per function of one run of ``binary`` (one thread)."""
-    symbols = function_symbols(binary)
+def qemu_command(binary: Path, target: str, args: tuple[str, ...], plugin: Path) -> list[str]:
+    """The qemu command line that runs ``binary`` with ``plugin`` loaded.
+
+    target: ``riscv`` (hosted, qemu-riscv64, one thread) or ``cortex-m7`` (bare metal,
+    qemu-system-arm's mps2-an500, argv through semihosting).
+    """
+    if target == "riscv":
+        return ["qemu-riscv64", "-plugin", str(plugin), str(binary), "-t", "1", *args]
+    if target == "cortex-m7":
+        return [
+            "qemu-system-arm", "-machine", "mps2-an500", "-nographic", "-serial", "none",
+            "-monitor", "none", "-chardev", "stdio,id=semihost", "-semihosting-config",
+            "enable=on,target=native,chardev=semihost", "-plugin", str(plugin),
+            "-kernel", str(binary), "-append", " ".join(args),
+        ]  # fmt: skip
+    raise ValueError(f"unknown profiling target {target!r}")
+
+
+NM = {"riscv": "riscv64-linux-gnu-nm", "cortex-m7": "arm-none-eabi-nm"}
+
+
+def instructions_by_function(
+    binary: Path, *args: str, build_dir: Path | None = None, target: str = "riscv"
+) -> Counter:
+    """Executed instructions per function of one run of ``binary`` (one thread or hart)."""
+    # Thumb function symbols carry the interworking bit: their code starts one byte lower.
+    symbols = sorted((a & ~1, n) for a, n in function_symbols(binary, NM[target]))
     starts = [a for a, _ in symbols]
     with tempfile.TemporaryDirectory() as tmp:
         plugin = _plugin(Path(build_dir or tmp))
         done = subprocess.run(
-            ["qemu-riscv64", "-plugin", str(plugin), str(binary), "-t", "1", *args],
-            capture_output=True, text=True, check=False,
+            qemu_command(binary, target, args, plugin), capture_output=True, text=True,
+            check=False, stdin=subprocess.DEVNULL,
         )  # fmt: skip
     if done.returncode != 0:
         raise BuildError(f"profiling {binary.name} failed: {done.stderr.strip()[-300:]}")
@@ -93,11 +126,11 @@ def instructions_by_function(binary: Path, *args: str, build_dir: Path | None = 
     return counts
 
 
-def pass_profile(binary: Path, build_dir: Path | None = None) -> Counter:
+def pass_profile(binary: Path, build_dir: Path | None = None, target: str = "riscv") -> Counter:
     """Instructions per function of one training pass (a run with one extra pass minus a plain
     run; functions whose difference is zero are left out)."""
-    plain = instructions_by_function(binary, build_dir=build_dir)
-    extra = instructions_by_function(binary, "--time", "1", build_dir=build_dir)
+    plain = instructions_by_function(binary, build_dir=build_dir, target=target)
+    extra = instructions_by_function(binary, "--time", "1", build_dir=build_dir, target=target)
     out: Counter = Counter()
     for name in set(plain) | set(extra):
         diff = extra[name] - plain[name]

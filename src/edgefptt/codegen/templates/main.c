@@ -7,8 +7,8 @@
  * (W, b, W_y, b_y) and the inference logits (B, C) as little-endian float32. --time runs that
  * many more passes and prints `pass_s <seconds>`, the fastest of them.
  * Bare metal (EDGEFPTT_BAREMETAL=1): the same lines; the pass runs on the EDGEFPTT_HARTS harts
- * the start-up code started (-t is checked but not used), and --dump and --time, which need a
- * file system and a clock, are hosted only. */
+ * the start-up code started (-t is checked but not used); --dump, which needs a file system, is
+ * hosted only, and --time prints `pass_counter <ticks>` (the board's cycle counter) instead. */
 #if !EDGEFPTT_BAREMETAL
 #define _POSIX_C_SOURCE 200809L
 #include <time.h>
@@ -65,8 +65,8 @@ int main(int argc, char **argv)
         return 2;
     }
 #if EDGEFPTT_BAREMETAL
-    if (dump_path != NULL || passes > 0) {
-        fprintf(stderr, "error: --dump and --time need a hosted build (make host)\n");
+    if (dump_path != NULL) {
+        fprintf(stderr, "error: --dump needs a hosted build (make host)\n");
         return 2;
     }
 #endif
@@ -77,7 +77,19 @@ int main(int argc, char **argv)
         printf("loss %d %.9g\n", p, (double)losses[p]);
     for (int g = 0; g < EF_NUM_GROUPS; ++g)
         printf("group %s %llu\n", ef_group_names[g], (unsigned long long)ef_group_counts[g]);
-#if !EDGEFPTT_BAREMETAL
+#if EDGEFPTT_BAREMETAL
+    if (passes > 0) { /* the fewest counter ticks (board cycles) of the extra passes */
+        float scratch[EDGEFPTT_PARTITIONS];
+        uint64_t best = UINT64_MAX;
+        for (int i = 0; i < passes; ++i) {
+            uint64_t start = ef_counter();
+            edgefptt_train(edgefptt_samples_x, edgefptt_samples_labels, scratch, threads);
+            uint64_t took = ef_counter() - start;
+            best = took < best ? took : best;
+        }
+        printf("pass_counter %llu\n", (unsigned long long)best);
+    }
+#else
     if (dump_path != NULL && !dump(dump_path, threads)) {
         fprintf(stderr, "error: cannot write %s\n", dump_path);
         return 1;
