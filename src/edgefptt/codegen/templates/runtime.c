@@ -18,26 +18,6 @@ const char *const ef_group_names[EF_NUM_GROUPS] = {
     "EWO-SGD(FPTT)", "Sigmoid", "tanh", "softmax", "dataMovement",
 };
 
-/* ------------------------------------------------------------------------------ bf16 */
-float ef_from_bf16(uint16_t bits)
-{
-    uint32_t u = (uint32_t)bits << 16;
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
-uint16_t ef_to_bf16(float value, int away)
-{
-    uint32_t u;
-    memcpy(&u, &value, sizeof u);
-    if ((u & 0x7fffffffu) > 0x7f800000u) /* NaN stays a quiet NaN of the same sign */
-        return (uint16_t)((u >> 16) | 0x0040u);
-    if (away) /* the seed paper's rounding: add half an ulp, truncate */
-        return (uint16_t)((u + 0x8000u) >> 16);
-    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
-
 /* ------------------------------------------------------------------------------ counters */
 uint64_t ef_counter(void)
 {

@@ -48,8 +48,24 @@ extern const char *const ef_group_names[EF_NUM_GROUPS];
 
 /* bf16 conversions: the accelerator always rounds to nearest even; the core rounds as
  * EDGEFPTT_ROUND_AWAY says (ties away from zero, the seed paper's C code) or to nearest even. */
-float ef_from_bf16(uint16_t bits);
-uint16_t ef_to_bf16(float value, int away);
+static inline float ef_from_bf16(uint16_t bits)
+{
+    uint32_t u = (uint32_t)bits << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static inline uint16_t ef_to_bf16(float value, int away)
+{
+    uint32_t u;
+    memcpy(&u, &value, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) /* NaN stays a quiet NaN of the same sign */
+        return (uint16_t)((u >> 16) | 0x0040u);
+    if (away) /* the seed paper's rounding: add half an ulp, truncate */
+        return (uint16_t)((u + 0x8000u) >> 16);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
 
 static inline float ef_ld(const ef_elem *p)
 {
