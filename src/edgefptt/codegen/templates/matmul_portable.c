@@ -1,35 +1,91 @@
 /* Portable matmul backend: plain C, no accelerator (the default build).
  *
- * fp32: products accumulate in float, in register blocks of C written with vectors of EF_VEC
- * floats (each lane its own sum; no fused multiply-add unless the build contracts), zero entries of A skipped (exact for finite B).
+ * fp32: products accumulate in float, in register blocks of C: written with vectors of EF_VEC
+ * floats where the core has a vector unit (each lane its own sum; zero entries of A skipped,
+ * exact for finite B), scalar 4 x 4 blocks where it has none (EF_SCALAR_CORE).
  * bf16: Gemmini's BF16 config, operation by operation: inputs scaled and rounded to bf16,
- * a bf16 accumulator rounded (to nearest even) after every multiply-accumulate in K order. */
+ * a bf16 accumulator rounded (to nearest even) after every multiply-accumulate in K order,
+ * in 4 x 4 blocks of C. */
 #ifndef EDGEFPTT_GEMMINI
 #include <string.h>
 
 #include "matmul.h"
 
 #if EDGEFPTT_BF16
-static float rne(float v) { return ef_from_bf16(ef_to_bf16(v, 0)); }
+static inline float rne(float v) { return ef_from_bf16(ef_to_bf16(v, 0)); }
+
+#if defined(__GNUC__) && !defined(__clang__)
+#define EF_BF16_INLINE inline __attribute__((always_inline))
+#define EF_UNROLL4 _Pragma("GCC unroll 4")
+#elif defined(__GNUC__)
+#define EF_BF16_INLINE inline __attribute__((always_inline))
+#define EF_UNROLL4 _Pragma("unroll 4")
+#else
+#define EF_BF16_INLINE inline
+#define EF_UNROLL4
+#endif
+
+/* A block of up to 4 x 4 elements of C: each input converted (and A scaled and rounded) once
+ * per block, the accumulators kept in registers. Full blocks are compiled with ni = nj = 4. */
+static EF_BF16_INLINE void bf16_block(size_t ni, size_t nj, size_t dim_k, const ef_elem *a,
+                                      size_t a_row, size_t a_col, const ef_elem *b, size_t b_k,
+                                      size_t b_j, const ef_elem *d, size_t d_row, ef_elem *c,
+                                      size_t stride_c, float a_scale)
+{
+    float acc[4][4] = {{0.0f}}; /* (set below; initialized for the compiler's sake) */
+    EF_UNROLL4
+    for (size_t r = 0; r < ni; ++r) {
+        EF_UNROLL4
+        for (size_t q = 0; q < nj; ++q)
+            acc[r][q] = d == NULL ? 0.0f : ef_from_bf16(d[r * d_row + q]);
+    }
+    for (size_t k = 0; k < dim_k; ++k) {
+        float x[4] = {0.0f}, y[4] = {0.0f};
+        EF_UNROLL4
+        for (size_t r = 0; r < ni; ++r) {
+            x[r] = ef_from_bf16(a[r * a_row + k * a_col]);
+            if (a_scale != 1.0f)
+                x[r] = rne(x[r] * a_scale);
+        }
+        EF_UNROLL4
+        for (size_t q = 0; q < nj; ++q)
+            y[q] = ef_from_bf16(b[k * b_k + q * b_j]);
+        EF_UNROLL4
+        for (size_t r = 0; r < ni; ++r) {
+            EF_UNROLL4
+            for (size_t q = 0; q < nj; ++q) /* a bf16 product is exact in fp32 */
+                acc[r][q] = rne(acc[r][q] + x[r] * y[q]);
+        }
+    }
+    EF_UNROLL4
+    for (size_t r = 0; r < ni; ++r) {
+        EF_UNROLL4
+        for (size_t q = 0; q < nj; ++q)
+            c[r * stride_c + q] = ef_to_bf16(acc[r][q], 0);
+    }
+}
 
 void ef_matmul_backend(size_t dim_i, size_t dim_j, size_t dim_k, const ef_elem *a,
                        const ef_elem *b, const ef_elem *d, ef_elem *c, size_t stride_a,
                        size_t stride_b, size_t stride_d, size_t stride_c, float a_scale,
                        bool repeating_bias, bool transpose_a, bool transpose_b)
 {
-    for (size_t i = 0; i < dim_i; ++i) {
-        for (size_t j = 0; j < dim_j; ++j) {
-            float acc = 0.0f;
-            if (d != NULL)
-                acc = ef_from_bf16(repeating_bias ? d[j] : d[i * stride_d + j]);
-            for (size_t k = 0; k < dim_k; ++k) {
-                float x = ef_from_bf16(transpose_a ? a[k * stride_a + i] : a[i * stride_a + k]);
-                float y = ef_from_bf16(transpose_b ? b[j * stride_b + k] : b[k * stride_b + j]);
-                if (a_scale != 1.0f)
-                    x = rne(x * a_scale);
-                acc = rne(acc + x * y); /* a bf16 product is exact in fp32 */
-            }
-            c[i * stride_c + j] = ef_to_bf16(acc, 0);
+    size_t a_row = transpose_a ? 1 : stride_a, a_col = transpose_a ? stride_a : 1;
+    size_t b_k = transpose_b ? 1 : stride_b, b_j = transpose_b ? stride_b : 1;
+    size_t d_row = repeating_bias ? 0 : stride_d;
+    for (size_t i = 0; i < dim_i; i += 4) {
+        size_t ni = dim_i - i < 4 ? dim_i - i : 4;
+        for (size_t j = 0; j < dim_j; j += 4) {
+            size_t nj = dim_j - j < 4 ? dim_j - j : 4;
+            const ef_elem *dij = d == NULL ? NULL : d + i * d_row + j;
+            const ef_elem *aij = a + i * a_row;
+            const ef_elem *bij = b + j * b_j;
+            if (ni == 4 && nj == 4)
+                bf16_block(4, 4, dim_k, aij, a_row, a_col, bij, b_k, b_j, dij, d_row,
+                           c + i * stride_c + j, stride_c, a_scale);
+            else
+                bf16_block(ni, nj, dim_k, aij, a_row, a_col, bij, b_k, b_j, dij, d_row,
+                           c + i * stride_c + j, stride_c, a_scale);
         }
     }
 }
