@@ -101,8 +101,40 @@ def main() -> None:
                                 "groups": by_group(profile),
                             })  # fmt: skip
                             print(json.dumps(rows[-1]), file=sys.stderr)
+    _table(rows)
     print(json.dumps({"rows": rows, "extra_partition": _extra(rows), "seed_c_riscv": SEED_C_RISCV,
                       "targets": _targets(rows)}, indent=2))  # fmt: skip
+
+
+def _table(rows: list[dict]) -> None:
+    """The rows as a table on stderr (the JSON goes to stdout)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="instructions per training pass")
+    for name in (
+        "network",
+        "target",
+        "dtype",
+        "schedule",
+        "K",
+        "instructions",
+        "per op",
+        "top groups",
+    ):
+        table.add_column(name)
+    for r in rows:
+        if "instructions" not in r:
+            cells = [r["network"], r["target"], r["dtype"], r["schedule"], str(r["partitions"]),
+                     "skipped", "", r["skipped"][:60]]  # fmt: skip
+        else:
+            top = sorted(r["groups"].items(), key=lambda kv: -kv[1])[:3]
+            mix = ", ".join(f"{k} {v / r['instructions']:.0%}" for k, v in top)
+            count = f"{r['instructions'] / 1e9:.3f} G"
+            cells = [r["network"], r["target"], r["dtype"], r["schedule"], str(r["partitions"]),
+                     count, f"{r['instructions_per_op']:.2f}", mix]  # fmt: skip
+        table.add_row(*cells)
+    Console(stderr=True, width=160).print(table)
 
 
 def _extra(rows: list[dict]) -> list[dict]:
