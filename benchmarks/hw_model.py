@@ -6,7 +6,14 @@ Prints one JSON document. Run: .venv/bin/python benchmarks/hw_model.py
 - calibration: in-sample and leave-one-out total errors and per-group median errors, as fitted
   by tools/calibrate_hw.py (only the 21 FireSim calibration points exist in the package);
 - headline: the model's ratios beside the published figures;
-- exact_vs_paper: what the exact schedule buys on the same hardware.
+- exact_vs_paper: what the exact schedule buys on the same hardware;
+- calibration_now: the total error on the 21 FireSim points of the model as it runs now (the
+  calibrated path, which the hierarchy model leaves alone);
+- cpu_only: the CPU-only SoC (one Rocket core, 500 MHz) from the memory-hierarchy model, fp32
+  and emulated bf16, per K: cycles, seconds, ratio to K = 1, and the K = 784 / K = 1 change
+  group by group (hw/explain.py);
+- generated_vs_paper: the C that export-c writes against the seed paper's, K = 14, with and
+  without Gemmini. With --quick only K = 1, 14, 784 for cpu_only.
 """
 
 from __future__ import annotations
@@ -102,12 +109,71 @@ def exact_vs_paper() -> list[dict]:
     return out
 
 
+def calibration_now() -> dict:
+    from edgefptt.reference import firesim_calibration
+
+    errors = []
+    for row in firesim_calibration():
+        mesh = int(str(row["mesh"]).split("x")[0])
+        total = _total(row["K"], mesh, row["cores"])
+        errors.append(abs(total - row["total cycles"]) / row["total cycles"])
+    return {
+        "median_abs_pct": 100 * statistics.median(errors),
+        "max_abs_pct": 100 * max(errors),
+    }
+
+
+def cpu_only(ks: tuple[int, ...]) -> dict:
+    from edgefptt.hw.explain import partition_change
+
+    out: dict = {}
+    for dtype in ("fp32", "bf16"):
+        soc = make_soc(dtype=dtype, accelerator=False)
+        net, run = make_specs("paper-smnist", dtype=dtype)
+        totals = {k: estimate(net, run.model_copy(update={"partitions": k}), soc).total_cycles
+                  for k in ks}  # fmt: skip
+        _, _, rows = partition_change(net, run, soc)
+        out[dtype] = {
+            "per_K": [
+                {"K": k, "cycles": round(c), "seconds": c / soc.clock_hz, "over_K1": c / totals[1]}
+                for k, c in totals.items()
+            ],
+            "K784_over_K1_by_group": [r.to_dict() for r in rows],
+        }
+    return out
+
+
+def generated_vs_paper() -> list[dict]:
+    out = []
+    for schedule in ("paper", "exact"):
+        net, run = make_specs("paper-smnist", partitions=14, schedule=schedule)
+        for dtype in ("fp32", "bf16"):
+            for accelerator in (True, False):
+                soc = make_soc(dtype=dtype, accelerator=accelerator)
+                paper = estimate(net, run, soc, code="paper").total_cycles
+                ours = estimate(net, run, soc, code="generated").total_cycles
+                out.append(
+                    {
+                        "schedule": schedule,
+                        "dtype": dtype,
+                        "soc": "gemmini 4x4, 1 core" if accelerator else "CPU only, 1 core",
+                        "paper_cycles": round(paper),
+                        "generated_cycles": round(ours),
+                        "generated_over_paper": ours / paper,
+                    }
+                )
+    return out
+
+
 def main() -> None:
+    import sys
+
+    quick = "--quick" in sys.argv
     report = cal.REPORT
     loo = [abs(e) for e in report["loo_total_error"]]
     ins = [abs(e) for e in report["in_sample_total_error"]]
     doc = {
-        "sweep": sweep_speed(),
+        "sweep": None if quick else sweep_speed(),
         "calibration": {
             "in_sample_median_abs_pct": 100 * statistics.median(ins),
             "in_sample_max_abs_pct": 100 * max(ins),
@@ -119,6 +185,9 @@ def main() -> None:
         },
         "headline": headline(),
         "exact_vs_paper": exact_vs_paper(),
+        "calibration_now": calibration_now(),
+        "cpu_only": cpu_only((1, 14, 784) if quick else KS),
+        "generated_vs_paper": generated_vs_paper(),
     }
     print(json.dumps(doc, indent=2))
 

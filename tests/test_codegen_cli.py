@@ -87,12 +87,12 @@ def test_weights_from_a_checkpoint(tmp_path, capsys):
     assert "edgefptt_samples_labels[EDGEFPTT_BATCH_SIZE] = { 2, 1 }" in text
 
 
-def test_checkpoint_that_is_not_one_lstm_layer(tmp_path, capsys):
+def test_checkpoint_that_disagrees_with_the_options(tmp_path, capsys):
     _checkpoint(tmp_path / "gru.pt", cell="gru")
     argv = ["export-c", "--batch", "2", "--seq-len", "9", "--weights", str(tmp_path / "gru.pt"),
             "-o", str(tmp_path / "x")]  # fmt: skip
-    assert main(argv) == 2
-    assert "one LSTM layer" in capsys.readouterr().err
+    assert main([*argv[:-2], "--cell", "lstm", *argv[-2:]]) == 2
+    assert "cell gru, but lstm" in capsys.readouterr().err
     _checkpoint(tmp_path / "ok.pt")
     argv[-3] = str(tmp_path / "ok.pt")
     assert main([*argv[:-2], "--hidden", "5", "-o", str(tmp_path / "y")]) == 2

@@ -61,9 +61,34 @@ def test_estimate_table_and_variants(capsys):
     capsys.readouterr()
 
 
+def test_estimate_cpu_only_explain_and_generated_code(capsys):
+    short = ["--seq-len", "28", "--dtype", "fp32", "--json"]
+    assert main(["estimate", "--no-accelerator", "--explain", *short]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["code"] == "paper" and not doc["accelerator"]
+    assert set(doc["breakdown"]) == set(doc["groups"])
+    for group, part in doc["breakdown"].items():  # cycles = instructions + fitted + stalls
+        parts = part["instructions"] + part["fitted_cycles"] + part["stall_cycles"]
+        assert part["cycles"] == pytest.approx(parts, abs=2), group
+    explain = doc["explain"]
+    assert explain["partitions"] == [1, 28] and len(explain["groups"]) == 11
+    assert explain["ratio"] == pytest.approx(
+        explain["total_cycles"][1] / explain["total_cycles"][0]
+    )
+    assert sum(g["share_of_change"] for g in explain["groups"]) == pytest.approx(1.0)
+    assert main(["estimate", "--code", "generated", "--schedule", "exact", *short]) == 0
+    gen = json.loads(capsys.readouterr().out)
+    assert gen["code"] == "generated" and gen["accelerator"]
+    assert gen["breakdown"]["MatMul-2"]["fitted_cycles"] == gen["groups"]["MatMul-2"]
+    assert main(["estimate", "--no-accelerator", "--explain", "--seq-len", "28"]) == 0
+    assert "why K=28" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     "args",
     [
+        ["estimate", "--code", "ours"],
+        ["estimate", "--code", "generated", "--schedule", "checkpoint"],
         ["estimate", "--mesh", "3"],
         ["estimate", "--cores", "17"],
         ["estimate", "--dtype", "fp16"],

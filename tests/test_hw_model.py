@@ -9,7 +9,24 @@ import pytest
 
 from edgefptt.config import make_specs
 from edgefptt.hw import calibration as cal
-from edgefptt.hw import choose_tiles, estimate, make_soc, naive_cycles, pareto_flags
+from edgefptt.hw import (
+    choose_tiles,
+    estimate,
+    group_cycles,
+    make_soc,
+    naive_cycles,
+    pareto_flags,
+    workload_summary,
+)
+from edgefptt.hw.access import segment_lines, strip_miss_rate
+from edgefptt.hw.cache import ROCKET_CHIPYARD
+from edgefptt.hw.cpu import (
+    GENERATED_CALL_INSN,
+    GENERATED_INSN_PER_ELEMENT,
+    MATMUL_CALL_INSN,
+    MATMUL_INSN,
+)
+from edgefptt.hw.explain import partition_change
 from edgefptt.hw.model import accelerator_of
 from edgefptt.reference import firesim_calibration, fpga_power_w, fpga_resources
 from edgefptt.workload.kernels import MatmulSpec
@@ -92,15 +109,105 @@ def test_naive_model_group_equals_closed_form_sum():
     assert est.groups["MatMul-2"] == 784 * (4 * gate + readout)
 
 
-def test_cpu_only_matmuls_follow_mac_counts():
-    est = _est(1, accelerator=False)
-    # MatMul-2 at K=1: 784 x (4 x 4*128*129 + 4*10*128) MACs at the per-MAC cost, plus calls.
-    macs = 784 * (4 * 4 * 128 * 129 + 4 * 10 * 128)
-    calls = 784 * 5
-    expected = macs * cal.CPU_MAC_CYCLES["bf16"] + calls * cal.CORE["call_cycles"]
-    assert est.groups["MatMul-2"] == pytest.approx(expected, rel=1e-12)
-    assert est.total_cycles > _est(1).total_cycles
-    assert est.resources["lut"] < _est(1).resources["lut"]
+def _cpu(dtype="fp32", k=1, seq_len=28, code="paper", schedule="paper", accelerator=False):
+    """A short pass (T = 28, the paper network) on a CPU-only (or Gemmini) SoC."""
+    net, run = make_specs("paper-smnist", partitions=k, schedule=schedule, seq_len=seq_len)
+    return estimate(net, run, make_soc(dtype=dtype, accelerator=accelerator), code=code)
+
+
+def test_cpu_only_matmul_instructions_count_the_measured_loops():
+    """MatMul-2 on the core: per step four gate matmuls 4x128x129 and the readout 4x10x128, all
+    B-transposed, so gemmini.h's plain loop, at its measured per-MAC and per-output counts."""
+    est = _cpu()
+    plain = MATMUL_INSN[("paper", "plain", "fp32")]
+
+    def call(m, n, k):
+        return MATMUL_CALL_INSN + plain.per_mac * m * n * k + plain.per_output * m * n
+
+    part = est.breakdown["MatMul-2"]
+    assert part.instructions == pytest.approx(28 * (4 * call(4, 128, 129) + call(4, 10, 128)))
+    assert part.fitted == 0 and 0 < part.stall < 0.5 * part.instructions
+    assert est.groups["MatMul-2"] == pytest.approx(part.instructions + part.stall)
+    # Spike's instruction count of gemmini.h's plain loop is ~8 per MAC, the 4 x 4 block ~2.2
+    assert 7 < plain.per_mac < 9 and 2 < MATMUL_INSN[("paper", "block", "fp32")].per_mac < 2.5
+
+
+def test_cpu_only_forward_misses_follow_the_sweep_of_w():
+    """Each gate call walks its 128-row block of W (128 x 129 floats, ~1,040 lines, four times
+    the 256-line L1) once per row of A: nearly every line misses on every one of the 4 sweeps."""
+    part = _cpu().breakdown["MatMul-2"]
+    w_lines = 128 * segment_lines(129, 4)
+    sweeps = 28 * 4 * 4  # steps x gate calls x rows of A
+    assert sweeps * w_lines * 0.95 < part.l1_misses < sweeps * w_lines * 1.2
+    # W's 264 KiB stays in the 512 KiB L2: few L2 misses beside the L1 ones
+    assert part.l2_misses < 0.1 * part.l1_misses
+
+
+def test_strided_sweep_is_costed_set_by_set():
+    """16 rows 2 KiB apart (transposed A) fill 2 of the 64 sets with 8 lines each (4 ways),
+    against B's 16 rows 516 B apart; averaged over where A starts, by hand."""
+    from scipy.optimize import brentq
+
+    l1 = ROCKET_CHIPYARD.l1d
+    assert strip_miss_rate(16, 516, 4, 64, 516, l1) == 0.0  # spread rows: they fit
+    rates = []
+    for shift in range(64):
+        load = [0] * 64
+        for r in range(16):
+            load[(r * 516 // 64) % 64] += 1
+            load[(r * 2048 // 64 + shift) % 64] += 1
+        missed = 0.0
+        for n in load:
+            if n > 4:  # p = 1 - (3/4)^(n p), its non-zero root
+                missed += n * brentq(lambda p, n=n: p - 1 + 0.75 ** (n * p), 1e-6, 1.0)
+        rates.append(missed / 32)
+    assert strip_miss_rate(16, 2048, 0, 0, 516, l1) == pytest.approx(statistics.mean(rates))
+
+
+def test_generated_code_costs_our_loops_and_kernels():
+    """--code generated: the exact schedule's fused gate matmul 4x512x129 (our 4 x 4 dot
+    products) and our element-wise kernels at their measured counts per element."""
+    gen = _cpu(code="generated", schedule="exact")
+    nt = MATMUL_INSN[("generated", "nt", "fp32")]
+    per = GENERATED_INSN_PER_ELEMENT["fp32"]["exact"]
+
+    def call(m, n, k):
+        return MATMUL_CALL_INSN + nt.per_mac * m * n * k + nt.per_output * m * n
+
+    # the readout runs once per partition (K = 1: once), the gates every step
+    expected = 28 * call(4, 512, 129) + call(4, 10, 128)
+    assert gen.breakdown["MatMul-2"].instructions == pytest.approx(expected)
+    # one FPTT update of all 67,850 parameters per partition, split in four kernels
+    sgd = gen.breakdown["EWO-SGD(FPTT)"].instructions
+    assert sgd == pytest.approx(4 * GENERATED_CALL_INSN + 67850 * per["fptt_sgd"])
+    # our blocked fp32 loops issue far fewer instructions per MAC than gemmini.h's plain loop
+    paper = _cpu(code="paper", schedule="exact")
+    assert gen.groups["MatMul-2"] < 0.5 * paper.groups["MatMul-2"]
+
+
+def test_paper_code_on_gemmini_is_the_calibrated_model():
+    net, run = make_specs("paper-smnist", partitions=14)
+    soc = make_soc(mesh=4, dtype="bf16")
+    est = estimate(net, run, soc, code="paper")
+    assert est.breakdown is None
+    assert est.groups == group_cycles(workload_summary(net, run), soc)
+
+
+def test_partition_change_explains_the_ratio():
+    """K = 28 against K = 1: the update runs once per partition (28 times the cycles on the
+    calibrated model); the group shares of the change add up to the whole."""
+    net, run = make_specs("paper-smnist", seq_len=28)
+    low, high, rows = partition_change(net, run, make_soc(mesh=4, dtype="bf16"))
+    assert (low.run.partitions, high.run.partitions) == (1, 28)
+    sgd = next(r for r in rows if r.group == "EWO-SGD(FPTT)")
+    assert sgd.ratio == pytest.approx(28, rel=1e-9) and sgd.cause == "more element work"
+    assert sum(r.share for r in rows) == pytest.approx(1.0)
+    assert sum(r.high for r in rows) == pytest.approx(high.total_cycles)
+    cpu_low, cpu_high, cpu_rows = partition_change(
+        net, run, make_soc(dtype="fp32", accelerator=False)
+    )
+    assert cpu_high.total_cycles > cpu_low.total_cycles
+    assert sum(r.share for r in cpu_rows) == pytest.approx(1.0)
 
 
 def test_tile_choice_by_hand():

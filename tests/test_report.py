@@ -100,3 +100,34 @@ def test_cli_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     code = main(["report", "-o", str(tmp_path), "--dataset", "smnist"])
     assert code == 2
     assert "--data-dir" in capsys.readouterr().err
+
+
+def test_ckpt_section_places_each_digits_run_at_the_planners_device_arena(
+    report_dir: Path,
+) -> None:
+    from edgefptt.config import NetworkSpec, RunSpec
+    from edgefptt.plan import plan_memory
+
+    document = json.loads((report_dir / "results.json").read_text())
+    section = document["sections"]["ckpt"]
+    assert section["error"] is None and section["figures"] == ["figures/ckpt_equal_memory.png"]
+    digits = section["results"]["digits"]
+    net = NetworkSpec(input_size=1, hidden_size=TINY["hidden"], num_classes=10)
+    fptt_state = 2 * net.num_params * 4  # W_bar and lambda in fp32: not held by (T)BPTT
+    for row in digits["arenas"]:
+        if row["algorithm"] == "bptt-ckpt":
+            spec = {"schedule": "checkpoint", "segments": row["count"]}
+        else:
+            spec = {"schedule": "exact", "partitions": row["count"]}
+        run = RunSpec(batch_size=32, seq_len=64, dtype="fp32", **spec)
+        planned = plan_memory(net, run, "lifetime").total_bytes
+        if row["algorithm"] in ("bptt", "tbptt"):
+            planned -= fptt_state
+        assert row["arena_bytes"] == planned, row
+    # the accuracy table shows the training section's runs, with their accuracies
+    training = document["sections"]["training"]["results"]["digits-pixel"]["runs"]
+    rows = {(r[0], r[1]): r for r in section["tables"][2]["rows"]}
+    for run in training:
+        row = rows[(run["algorithm"], f"K={run['partitions']}")]
+        assert row[3] == f"{100 * run['test_accuracy']:.2f}%" and row[6] == "training section"
+    assert rows[("bptt-ckpt", "S=8")][6] == "this section"  # round(sqrt 64) in a quick report

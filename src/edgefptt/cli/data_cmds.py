@@ -17,6 +17,7 @@ import typer
 from rich.table import Table
 
 from edgefptt.cli.common import emit_json, human_bytes, stderr, stdout
+from edgefptt.cli.outputs import check_output_dir
 from edgefptt.cli.speech_cmds import class_tables, data_notes, data_summary, loading_progress
 from edgefptt.data import load_dataset
 from edgefptt.data.base import SequenceData
@@ -30,7 +31,12 @@ from edgefptt.learn.state import (
     shape_only_data,
 )
 from edgefptt.models import SequenceClassifier
-from edgefptt.train.checkpoint import load_checkpoint, save_checkpoint
+from edgefptt.train.checkpoint import (
+    EVALUATE_ENTRIES,
+    MODEL_ENTRIES,
+    load_checkpoint,
+    save_checkpoint,
+)
 from edgefptt.train.config import TrainConfig, make_config
 from edgefptt.train.fptt import FPTT
 from edgefptt.train.loop import build_model, evaluate, load_data
@@ -214,6 +220,8 @@ def export_data(
     if dtype not in ("fp32", "bf16"):
         raise ConfigError(f"unknown --dtype {dtype!r}; choose fp32 or bf16")
     _check_output(out, "-o")
+    if cache_dir is not None and config.dataset == "speech_commands":
+        check_output_dir(cache_dir, "--cache-dir")
     with loading_progress(f"loading {config.dataset}") as progress_callback:
         data, x, y = load_split(config, split, progress_callback)
     data_notes(data)
@@ -261,9 +269,13 @@ def evaluate_cmd(
     samples: Path = typer.Option(
         None, help="evaluate on this sample file (.efs) instead of a dataset"
     ),
+    device: str = typer.Option("auto", help="auto (CUDA when present), cpu or cuda"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON document on stdout"),
 ) -> None:
     """Evaluate a checkpoint (with W_bar when it holds FPTT state) on a dataset or sample file."""
+    from edgefptt.train import distributed
+
+    torch_device = distributed.resolve_device(device)  # --device cuda without CUDA: say so now
     given = _given(
         {
             "dataset": dataset,
@@ -284,7 +296,9 @@ def evaluate_cmd(
         raise ConfigError(
             "--samples evaluates on a sample file; drop the dataset and split options"
         )
-    document = load_checkpoint(checkpoint)
+    if cache_dir is not None:
+        check_output_dir(cache_dir, "--cache-dir")
+    document = load_checkpoint(checkpoint, EVALUATE_ENTRIES)
     config, model, fptt = model_from_checkpoint(document, str(checkpoint))
     entry = document["data"]
     if samples is not None:
@@ -323,6 +337,9 @@ def evaluate_cmd(
             x, y = x[:limit], y[:limit]
         data = dataclasses.replace(loaded, test_x=x, test_y=y)
         where = loaded.name
+    model.to(torch_device)
+    if fptt is not None:
+        fptt.to(torch_device)
     result = evaluate_model(model, fptt, data, config.eval_batch_size)
     if as_json:
         out: dict[str, Any] = {
@@ -359,7 +376,7 @@ def import_c(
 ) -> None:
     """Turn a device learner's state into a host checkpoint (for evaluate, export-c --weights)."""
     _check_output(out, "-o")
-    original = load_checkpoint(like)
+    original = load_checkpoint(like, MODEL_ENTRIES)
     check_importable(original, str(like))
     device, slot = read_state(state)
     payload = checkpoint_from_state(device, original, source=str(state), like_name=str(like))

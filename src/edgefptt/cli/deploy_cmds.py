@@ -9,7 +9,7 @@ from rich.table import Table
 
 from edgefptt.cli import spec_options
 from edgefptt.cli.common import emit_json, human_bytes, stderr, stdout
-from edgefptt.config import make_specs
+from edgefptt.config import MAX_SEED, golden_min_bytes, make_specs, require_memory
 from edgefptt.errors import ConfigError
 from edgefptt.plan.budget import BYTES_HELP
 
@@ -22,6 +22,9 @@ def export_c(
     classes: int | None = spec_options.CLASSES,
     batch: int | None = spec_options.BATCH,
     seq_len: int | None = spec_options.SEQ_LEN,
+    cell: str | None = spec_options.CELL,
+    layers: int | None = spec_options.LAYERS,
+    trainable: str | None = spec_options.TRAINABLE,
     partitions: int | None = typer.Option(None, "--partitions", help="FPTT partitions, K."),
     dtype: str | None = typer.Option(
         None,
@@ -31,9 +34,11 @@ def export_c(
     schedule: str = typer.Option(
         "exact",
         "--schedule",
-        help="exact (full backward in each partition) or paper (the seed paper's C: its "
-        "truncated backward; K must divide T).",
+        help="exact (full backward in each partition), paper (the seed paper's C: its "
+        "truncated backward; K must divide T) or checkpoint (checkpointed BPTT: K = 1, "
+        "--segments S; the one-pass program only).",
     ),
+    segments: int | None = spec_options.SEGMENTS,
     plan: str | None = typer.Option(
         None,
         "--plan",
@@ -59,7 +64,10 @@ def export_c(
     ),
     cores: int = typer.Option(1, "--cores", help="Default number of threads (harts)."),
     weights: Path | None = typer.Option(
-        None, "--weights", help="A trained edgefptt checkpoint (one LSTM layer, last readout)."
+        None,
+        "--weights",
+        help="A trained edgefptt checkpoint (LSTM or GRU layers, last-step readout); its cell "
+        "and layers are the export's.",
     ),
     data: Path | None = typer.Option(
         None, "--data", help="An .npz with x (N, T, I) float and y (N,) int; first B used."
@@ -75,9 +83,12 @@ def export_c(
 ) -> None:
     """Generate a C99 training routine and learner (one static arena, no malloc) with
     golden.json."""
+    from edgefptt.cli.outputs import check_output_dir
     from edgefptt.codegen import export_c as generate
-    from edgefptt.codegen.export import checkpoint_sizes
+    from edgefptt.codegen.export import checkpoint_sizes, network_label
+    from edgefptt.codegen.inputs import checkpoint_seq_len
 
+    check_output_dir(out, "-o")
     if device is not None and memory_budget is not None:
         raise ConfigError(
             "give --device or --memory-budget, not both (--device budgets the device's RAM less "
@@ -87,7 +98,15 @@ def export_c(
         raise ConfigError(
             "--dtype auto lets --memory-budget or --device pick the element type; give one of them"
         )
-    explicit = {"input_size": input_size, "hidden_size": hidden, "num_classes": classes}
+    if not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"--seed must be between 0 and {MAX_SEED} (got {seed})")
+    explicit = {
+        "input_size": input_size,
+        "hidden_size": hidden,
+        "num_classes": classes,
+        "cell": cell,
+        "num_layers": layers,
+    }
     sizes, params = checkpoint_sizes(weights, explicit)
     net, run = make_specs(
         preset,
@@ -98,7 +117,16 @@ def export_c(
         dtype=None if dtype == "auto" else dtype,
         schedule=schedule,
         learning_rate=lr,
+        trainable=trainable,
+        segments=segments,
     )
+    trained_t = None if weights is None else checkpoint_seq_len(weights)
+    if trained_t is not None and trained_t != run.seq_len:
+        source = "--seq-len" if seq_len is not None else f"the preset {preset}'s T"
+        raise ConfigError(
+            f"--weights {weights} was trained on sequences of T = {trained_t}, but this export "
+            f"runs T = {run.seq_len} ({source}); give --seq-len {trained_t}"
+        )
     choice = None
     fit = None
     if memory_budget is not None or device is not None:
@@ -106,6 +134,9 @@ def export_c(
         from edgefptt.plan.devices import fit_device
 
         option = "--device" if device is not None else "--memory-budget"
+        from edgefptt.cli.plan_cmds import bound_search
+
+        bound_search(run.seq_len, partitions, option)
         if run.schedule != "exact":
             raise ConfigError(
                 f"{option} sizes the exact schedule's learner (the only one export-c "
@@ -133,6 +164,12 @@ def export_c(
                 partitions=ks,
             )
         run, plan = choice.run, choice.plan
+    require_memory(
+        golden_min_bytes(net, run),
+        f"the golden model of this pass (H={net.hidden_size}, B={run.batch_size}, "
+        f"T={run.seq_len}, K={run.partitions})",
+        "lower --hidden, --batch or --seq-len, or raise --partitions",
+    )
     # A spinner on stderr (nothing when it is not a terminal): the golden run takes seconds.
     with stderr.status(f"generating C and golden numbers for K={run.partitions} ..."):
         result = generate(
@@ -158,7 +195,10 @@ def export_c(
     table = Table(title=f"export-c: {out}")
     table.add_column("item")
     table.add_column("value", justify="right")
-    table.add_row("network", f"I={net.input_size} H={net.hidden_size} C={net.num_classes}")
+    table.add_row(
+        "network",
+        f"{network_label(net)} I={net.input_size} H={net.hidden_size} C={net.num_classes}",
+    )
     table.add_row(
         "run", f"B={run.batch_size} T={run.seq_len} K={run.partitions} {run.dtype} {run.schedule}"
     )
@@ -189,9 +229,15 @@ def export_c(
     shown = ", ".join(f"{v:.5f}" for v in losses[:4]) + (" ..." if len(losses) > 4 else "")
     table.add_row("golden losses", shown)
     stdout.print(table)
+    learner = (
+        f" or {out}/learn_host --train FILE.efs [--test FILE.efs] (the learner, docs/learner.md)"
+        if net.is_single_lstm and run.schedule != "checkpoint"
+        else " (the learner covers the FPTT schedules of one trainable LSTM layer and readout: "
+        "none for this export)"
+    )
     stdout.print(
-        f"build: make -C {out} host, then {out}/train_host (one pass on the embedded batch) or "
-        f"{out}/learn_host --train FILE.efs [--test FILE.efs] (the learner, docs/learner.md)",
+        f"build: make -C {out} host, then {out}/train_host (one pass on the embedded batch)"
+        + learner,
         highlight=False,
         soft_wrap=True,
     )

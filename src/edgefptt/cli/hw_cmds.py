@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import typer
+from rich.console import Console
+from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from edgefptt.cli.common import emit_json, human_bytes, stderr, stdout
 from edgefptt.cli.spec_options import BATCH as _BATCH
+from edgefptt.cli.spec_options import CELL as _CELL
 from edgefptt.cli.spec_options import CLASSES as _CLASSES
 from edgefptt.cli.spec_options import HIDDEN as _HIDDEN
 from edgefptt.cli.spec_options import INPUT as _INPUT
 from edgefptt.cli.spec_options import JSON as _JSON
+from edgefptt.cli.spec_options import LAYERS as _LAYERS
 from edgefptt.cli.spec_options import PRESET as _PRESET
+from edgefptt.cli.spec_options import SEGMENTS as _SEGMENTS
 from edgefptt.cli.spec_options import SEQ_LEN as _SEQ_LEN
+from edgefptt.cli.spec_options import TRAINABLE as _TRAINABLE
 from edgefptt.cli.spec_options import specs_from_options
 from edgefptt.errors import ConfigError
 
@@ -31,6 +38,17 @@ _MODEL = typer.Option(
     "calibrated", "--matmul-model", help="Accelerator matmul model: calibrated or naive."
 )
 _NO_ACC = typer.Option(False, "--no-accelerator", help="CPU-only SoC: matmuls on hart 0.")
+_CODE = typer.Option(
+    "paper",
+    "--code",
+    help="Whose C to cost: paper (the seed paper's loops and kernels) or generated (the C "
+    "that export-c writes).",
+)
+_EXPLAIN = typer.Option(
+    False,
+    "--explain",
+    help="Also cost K = 1 and K = T and explain the latency ratio group by group.",
+)
 _PLAN = typer.Option(
     None,
     "--plan",
@@ -64,9 +82,15 @@ def estimate(
     classes: int | None = _CLASSES,
     batch: int | None = _BATCH,
     seq_len: int | None = _SEQ_LEN,
+    cell: str | None = _CELL,
+    layers: int | None = _LAYERS,
+    trainable: str | None = _TRAINABLE,
     partitions: int | None = typer.Option(None, "--partitions", help="FPTT partitions, K."),
     dtype: str = typer.Option("bf16", "--dtype", help="fp32 or bf16 (SoC and run)."),
-    schedule: str | None = typer.Option(None, "--schedule", help="paper or exact."),
+    schedule: str | None = typer.Option(
+        None, "--schedule", help="paper, exact or checkpoint (checkpointed BPTT)."
+    ),
+    segments: int | None = _SEGMENTS,
     soc: str | None = _SOC,
     mesh: int | None = typer.Option(None, "--mesh", help="Gemmini mesh size DIM."),
     cores: int | None = typer.Option(None, "--cores", help="Rocket cores (1-16)."),
@@ -78,6 +102,8 @@ def estimate(
     matmul_model: str = _MODEL,
     no_accelerator: bool = _NO_ACC,
     plan: str | None = _PLAN,
+    code: str = _CODE,
+    explain: bool = _EXPLAIN,
     as_json: bool = _JSON,
 ) -> None:
     """Cycles per kernel group, seconds, memory, FPGA resources, power and energy of one pass."""
@@ -94,29 +120,60 @@ def estimate(
         partitions=partitions,
         dtype=dtype,
         schedule=schedule,
+        segments=segments,
+        cell=cell,
+        layers=layers,
+        trainable=trainable,
     )
     values = _soc_values(
         scratchpad_kib, accumulator_kib, dataflow, dma_bytes, clock_mhz, no_accelerator
     )
     spec = make_soc(soc, mesh=mesh, cores=cores, dtype=dtype, **values)
-    result = estimate_pass(net, run, spec, matmul_model, plan)
+    result = estimate_pass(net, run, spec, matmul_model, plan, code)
+    changes = None
+    if explain:
+        from edgefptt.hw.explain import partition_change
+
+        changes = partition_change(net, run, spec, code, matmul_model=matmul_model)
     if as_json:
-        emit_json(result.to_dict())
+        record = result.to_dict()
+        if changes is not None:
+            low, high, rows = changes
+            record["explain"] = {
+                "partitions": [low.run.partitions, high.run.partitions],
+                "total_cycles": [round(low.total_cycles), round(high.total_cycles)],
+                "ratio": high.total_cycles / low.total_cycles,
+                "groups": [r.to_dict() for r in rows],
+            }
+        emit_json(record)
         return
     where = "CPU only" if not spec.accelerator else f"Gemmini {spec.mesh}x{spec.mesh}"
     table = Table(
         title=f"estimate: {where}, {spec.cores} core(s), {spec.dtype}, schedule "
-        f"{run.schedule}, K={run.partitions}, matmul model {matmul_model}"
+        f"{run.schedule}, "
+        + (f"S={run.num_segments}" if run.schedule == "checkpoint" else f"K={run.partitions}")
+        + f", matmul model {matmul_model}, {code} code"
     )
     table.add_column("group")
     table.add_column("cycles", justify="right")
     table.add_column("share", justify="right")
+    parts = result.breakdown
+    if parts is not None:  # the hierarchy model's parts, in millions
+        for column in ("insns M", "fitted M", "stalls M", "L1 miss M", "L2 miss M"):
+            table.add_column(column, justify="right")
     total = result.total_cycles
     for group, cycles in result.groups.items():
-        table.add_row(group, f"{cycles:,.0f}", f"{100 * cycles / total:.1f} %")
+        row = [group, f"{cycles:,.0f}", f"{100 * cycles / total:.1f} %"]
+        if parts is not None:
+            c = parts[group]
+            row += [f"{v / 1e6:,.2f}" for v in (c.instructions, c.fitted, c.stall, c.l1_misses,
+                                                c.l2_misses)]  # fmt: skip
+        table.add_row(*row)
     table.add_section()
     table.add_row("total", f"{total:,.0f}", "100 %")
     stdout.print(table)
+    if changes is not None:
+        _print_changes(*changes)
     res = result.resources
     stdout.print(
         f"time {result.seconds:.4g} s at {spec.clock_hz / 1e6:g} MHz | memory "
@@ -125,6 +182,28 @@ def estimate(
         f"energy {result.energy_j:.4g} J",
         highlight=False,
     )
+
+
+def _print_changes(low: Any, high: Any, rows: list[Any]) -> None:
+    """The K = low / K = high table of --explain."""
+    k0, k1 = low.run.partitions, high.run.partitions
+    ratio = high.total_cycles / low.total_cycles
+    table = Table(title=f"why K={k1} takes {ratio:.3f}x the cycles of K={k0} (Mcycles)")
+    for column in ("group", f"K={k0}", f"K={k1}", "ratio", "of change", "cause"):
+        table.add_column(column, justify="left" if column in ("group", "cause") else "right")
+    for r in rows:
+        table.add_row(
+            r.group,
+            f"{r.low / 1e6:,.1f}",
+            f"{r.high / 1e6:,.1f}",
+            f"{r.ratio:.3f}",
+            f"{100 * r.share:+.1f} %",
+            r.cause,
+        )
+    table.add_section()
+    table.add_row("total", f"{low.total_cycles / 1e6:,.1f}", f"{high.total_cycles / 1e6:,.1f}",
+                  f"{ratio:.3f}", "100 %", "")  # fmt: skip
+    stdout.print(table)
 
 
 def _ints(text: str, name: str) -> list[int]:
@@ -152,6 +231,9 @@ def explore(
     classes: int | None = _CLASSES,
     batch: int | None = _BATCH,
     seq_len: int | None = _SEQ_LEN,
+    cell: str | None = _CELL,
+    layers: int | None = _LAYERS,
+    trainable: str | None = _TRAINABLE,
     mesh: str = typer.Option("4,8", "--mesh", help="Mesh sizes, comma-separated."),
     cores: str = typer.Option("1,2,4,6,8,10", "--cores", help="Core counts, comma-separated."),
     partitions: str = typer.Option("1,2,7,14,28,56,112,392,784", "--partitions", help="K values."),
@@ -171,10 +253,25 @@ def explore(
     as_json: bool = _JSON,
 ) -> None:
     """Sweep mesh, cores, K, dtype and schedule; mark the Pareto-optimal design points."""
+    from edgefptt.cli.outputs import check_output_file
     from edgefptt.hw import explore as sweep
     from edgefptt.hw import plot, write_csv
 
-    net, run = specs_from_options(preset, input_size, hidden, classes, batch, seq_len)
+    if csv_path:
+        check_output_file(Path(csv_path), "--csv")
+    if plot_path:
+        check_output_file(Path(plot_path), "--plot")
+    net, run = specs_from_options(
+        preset,
+        input_size,
+        hidden,
+        classes,
+        batch,
+        seq_len,
+        cell=cell,
+        layers=layers,
+        trainable=trainable,
+    )
     axes = (
         _ints(mesh, "mesh"),
         _ints(cores, "cores"),
@@ -230,7 +327,10 @@ def explore(
         "energy J",
         "",
     ):
-        table.add_column(column, justify="left" if column in ("design", "") else "right")
+        # fold, never cut: a narrow terminal wraps a number inside its cell, never ends it in "…"
+        table.add_column(
+            column, justify="left" if column in ("design", "") else "right", overflow="fold"
+        )
     for r in records:
         design = (
             f"{r['mesh']}x{r['mesh']}-{r['cores']}" if r["accelerator"] else (f"cpu-{r['cores']}")
@@ -248,10 +348,21 @@ def explore(
             f"{r['energy_j']:.4g}",
             "*" if r["pareto"] else "",
         )
-    stdout.print(table)
+    _print_whole(table)
     for path, what in ((csv_path, "CSV"), (plot_path, "plot")):
         if path:
             stdout.print(f"{what} written to {path}", highlight=False)
+
+
+def _print_whole(table: Table) -> None:
+    """Print ``table`` with every number whole: at its natural width when stdout is not a
+    terminal (a pipe or a file has no width to fit), folded inside the cells on a terminal
+    narrower than the table."""
+    if stdout.is_terminal:
+        stdout.print(table)
+        return
+    natural = Measurement.get(stdout, stdout.options.update_width(100_000), table).maximum
+    Console(file=stdout.file, width=max(natural, stdout.width)).print(table)
 
 
 def register(app: typer.Typer) -> None:

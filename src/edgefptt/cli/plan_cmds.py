@@ -7,16 +7,20 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from edgefptt.cli.common import emit_json, human_bytes, stdout
+from edgefptt.cli.common import emit_json, human_bytes, stderr, stdout
 from edgefptt.cli.spec_options import BATCH as _BATCH
+from edgefptt.cli.spec_options import CELL as _CELL
 from edgefptt.cli.spec_options import CLASSES as _CLASSES
 from edgefptt.cli.spec_options import HIDDEN as _HIDDEN
 from edgefptt.cli.spec_options import INPUT as _INPUT
 from edgefptt.cli.spec_options import JSON as _JSON
+from edgefptt.cli.spec_options import LAYERS as _LAYERS
 from edgefptt.cli.spec_options import PRESET as _PRESET
+from edgefptt.cli.spec_options import SEGMENTS as _SEGMENTS
 from edgefptt.cli.spec_options import SEQ_LEN as _SEQ_LEN
+from edgefptt.cli.spec_options import TRAINABLE as _TRAINABLE
 from edgefptt.cli.spec_options import specs_from_options
-from edgefptt.config import NetworkSpec, RunSpec
+from edgefptt.config import NetworkSpec, RunSpec, require_memory
 from edgefptt.errors import ConfigError
 from edgefptt.plan.budget import BYTES_HELP
 
@@ -27,7 +31,28 @@ _DTYPE = typer.Option(
     help="Element type: fp32 or bf16 (default fp32); with --budget or --device also auto "
     "(try both; the default with --device).",
 )
-_SCHEDULE = typer.Option(None, "--schedule", help="Workload schedule: paper or exact.")
+_SCHEDULE = typer.Option(
+    None, "--schedule", help="Workload schedule: paper, exact or checkpoint (checkpointed BPTT)."
+)
+
+
+# --budget, --device and --compare try every K in 1..T, a workload of T steps each: the search
+# grows as T^2 (about 40 s at T = 3000) and would run for hours at T = 20,000.
+MAX_SEARCH_SEQ_LEN = 4096
+
+
+def bound_search(seq_len: int, partitions: int | None, option: str) -> None:
+    """Refuse, before it starts, a search over every K that would run for hours."""
+    if partitions is None and seq_len > MAX_SEARCH_SEQ_LEN:
+        fix = (
+            f"compare at T <= {MAX_SEARCH_SEQ_LEN:,}"
+            if option == "--compare"
+            else "fix K with --partitions (then only that K is sized)"
+        )
+        raise ConfigError(
+            f"{option} tries every K from 1 to T = {seq_len:,}, which takes hours above "
+            f"T = {MAX_SEARCH_SEQ_LEN:,}; {fix}"
+        )
 
 
 def _spec_json(net: NetworkSpec, run: RunSpec) -> dict[str, Any]:
@@ -41,9 +66,13 @@ def memory(
     classes: int | None = _CLASSES,
     batch: int | None = _BATCH,
     seq_len: int | None = _SEQ_LEN,
+    cell: str | None = _CELL,
+    layers: int | None = _LAYERS,
+    trainable: str | None = _TRAINABLE,
     partitions: int | None = _PARTITIONS,
     dtype: str | None = _DTYPE,
     schedule: str | None = _SCHEDULE,
+    segments: int | None = _SEGMENTS,
     plan: str | None = typer.Option(
         None,
         "--plan",
@@ -55,6 +84,19 @@ def memory(
         help="RAM budget of the generated C learner (arena + one batch + state image): pick the "
         "fastest K, plan and dtype that fit; --partitions, --plan or --dtype fp32|bf16 fix "
         "that choice. " + BYTES_HELP,
+    ),
+    compare: bool = typer.Option(
+        False,
+        "--compare",
+        help="With --budget: the fastest FPTT K (exact schedule, lifetime or recompute plan) "
+        "and the fastest checkpointed-BPTT segment count S whose training arena fits the "
+        "budget, with their modelled latency on --soc.",
+    ),
+    soc: str | None = typer.Option(
+        None,
+        "--soc",
+        help="--compare: the SoC preset the latency is modelled on, gemmini-fp32 or "
+        "gemmini-bf16 (the seed paper's configs; default: the one of --dtype).",
     ),
     device: str | None = typer.Option(
         None,
@@ -71,6 +113,22 @@ def memory(
     how it fits a device."""
     from edgefptt.plan import plan_memory
 
+    layer_options = {"cell": cell, "layers": layers, "trainable": trainable}
+    if compare or soc is not None:
+        if budget is None or not compare or device is not None:
+            raise ConfigError(
+                "--compare (and --soc) need --budget BYTES and no --device, e.g. "
+                "edgefptt memory --budget 1.5MB --compare"
+            )
+        _compare_report(
+            (preset, input_size, hidden, classes, batch, seq_len),
+            budget,
+            dtype,
+            soc,
+            as_json,
+            layer_options,
+        )
+        return
     if device is not None:
         if budget is not None:
             raise ConfigError(
@@ -85,6 +143,7 @@ def memory(
             schedule,
             plan,
             as_json,
+            layer_options,
         )
         return
     if budget is not None:
@@ -98,6 +157,7 @@ def memory(
             partitions=partitions,
             dtype=None if dtype == "auto" else dtype,
             schedule=_budget_schedule(schedule, "--budget"),
+            **layer_options,
         )
         _budget_report(net, run, budget, partitions, dtype, plan, as_json)
         return
@@ -116,14 +176,18 @@ def memory(
         partitions=partitions,
         dtype=dtype,
         schedule=schedule,
+        segments=segments,
+        **layer_options,
     )
-    result = plan_memory(net, run, plan)
+    with stderr.status(f"planning the memory of {run.seq_len} steps ..."):
+        result = plan_memory(net, run, plan)
     if as_json:
         emit_json({**result.to_dict(), **_spec_json(net, run)})
         return
+    count = f"S={run.num_segments}" if run.schedule == "checkpoint" else f"K={run.partitions}"
     table = Table(
         title=f"memory: plan {plan}, schedule {run.schedule}, {run.dtype}, "
-        f"K={run.partitions}, T={run.seq_len}, B={run.batch_size}"
+        f"{count}, T={run.seq_len}, B={run.batch_size}"
     )
     table.add_column("part")
     table.add_column("bytes", justify="right")
@@ -137,6 +201,68 @@ def memory(
     )
     table.add_row("above floor", f"{result.above_floor_bytes:,}", f"x{result.ratio_to_floor:.3f}")
     stdout.print(table)
+
+
+def _compare_report(
+    sizes: tuple[str | None, int | None, int | None, int | None, int | None, int | None],
+    budget: str,
+    dtype: str | None,
+    soc_name: str | None,
+    as_json: bool,
+    layer_options: dict[str, Any],
+) -> None:
+    """`memory --budget B --compare`: the fastest FPTT K and checkpoint S that fit."""
+    from edgefptt.hw import SOC_PRESETS, make_soc
+    from edgefptt.hw.spec import default_soc_preset
+    from edgefptt.plan.budget import compare_at_budget, parse_bytes
+
+    if dtype == "auto":
+        raise ConfigError("--compare uses one element type: give --dtype fp32 or bf16")
+    if soc_name is not None and soc_name not in SOC_PRESETS:
+        raise ConfigError(f"unknown --soc {soc_name!r}; choose from {', '.join(SOC_PRESETS)}")
+    if dtype is None and soc_name is not None:
+        dtype = SOC_PRESETS[soc_name].dtype
+    net, run = specs_from_options(*sizes, dtype=dtype, schedule="exact", **layer_options)
+    bound_search(run.seq_len, None, "--compare")
+    name = soc_name or default_soc_preset(run.dtype)
+    result = compare_at_budget(net, run, parse_bytes(budget), make_soc(name), name)
+    if as_json:
+        emit_json({**result.to_dict(), **_spec_json(net, run)})
+        return
+    table = Table(
+        title=f"budget {result.budget_bytes:,} B for the training arena: FPTT against "
+        f"checkpointed BPTT ({result.dtype}, T={run.seq_len}, B={run.batch_size}, latency "
+        f"on {result.soc})"
+    )
+    for column in ("training", "choice", "L", "arena bytes", "cycles/pass", "ms/pass"):
+        table.add_column(column, justify="left" if column in ("training", "choice") else "right")
+    for label, best, kind in (
+        ("FPTT", result.fptt, "fptt"),
+        ("ckpt BPTT", result.checkpoint, "checkpoint"),
+    ):
+        if best is None:
+            least = result.least[kind]
+            what = "K" if kind == "fptt" else "S"
+            table.add_row(
+                label, f"does not fit (least {least.arena_bytes:,} B at {what}={least.count})",
+                "", "", "", "",
+            )  # fmt: skip
+            continue
+        choice = f"K={best.count} {best.plan}" if kind == "fptt" else f"S={best.count}"
+        assert best.latency is not None
+        table.add_row(
+            label, choice, str(best.max_len), f"{best.arena_bytes:,}", f"{best.latency:,.0f}",
+            f"{best.latency / result.clock_hz * 1e3:,.1f}",
+        )  # fmt: skip
+    stdout.print(table)
+    stdout.print(
+        "arena: the lifetime-planned training arena of one pass (parameters, gradients, FPTT "
+        "state, activations, scratch; not the input batch). FPTT updates K times per sequence "
+        "with its regularizer; checkpointed BPTT takes the exact gradient and one update, "
+        "recomputing S-1 segments. Latency: hardware model.",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _budget_schedule(schedule: str | None, option: str) -> str:
@@ -162,6 +288,7 @@ def _budget_report(
     from edgefptt.codegen.export import export_workload
     from edgefptt.plan.budget import BUDGET_PLANS, choose, dtype_choices, parse_bytes
 
+    bound_search(run.seq_len, partitions, "--budget")
     choice = choose(
         net,
         run,
@@ -230,6 +357,7 @@ def _device_report(
     schedule: str | None,
     plan: str | None,
     as_json: bool,
+    layer_options: dict[str, Any],
 ) -> None:
     """`memory --device`: the presets (``list``), or whether the learner fits one and how."""
     from edgefptt.plan.budget import BUDGET_PLANS, dtype_choices
@@ -244,7 +372,9 @@ def _device_report(
         partitions=partitions,
         dtype=None if dtype in (None, "auto") else dtype,
         schedule=_budget_schedule(schedule, "--device"),
+        **layer_options,
     )
+    bound_search(run.seq_len, partitions, "--device")
     fit = fit_device(
         net,
         run,
@@ -366,9 +496,13 @@ def ops(
     classes: int | None = _CLASSES,
     batch: int | None = _BATCH,
     seq_len: int | None = _SEQ_LEN,
+    cell: str | None = _CELL,
+    layers: int | None = _LAYERS,
+    trainable: str | None = _TRAINABLE,
     partitions: int | None = _PARTITIONS,
     dtype: str | None = _DTYPE,
     schedule: str | None = _SCHEDULE,
+    segments: int | None = _SEGMENTS,
     as_json: bool = _JSON,
 ) -> None:
     """Arithmetic operations of one pass per phase (forward, backward, update)."""
@@ -385,13 +519,28 @@ def ops(
         partitions=partitions,
         dtype=dtype,
         schedule=schedule,
+        segments=segments,
+        cell=cell,
+        layers=layers,
+        trainable=trainable,
     )
-    counts = {phase: c.to_dict() for phase, c in count_ops(build_workload(net, run)).items()}
+    # The counter runs each distinct kernel once on float64 arrays of its operands' shapes:
+    # the update of W alone reads four (4H, I+H) arrays.
+    h = net.hidden_size
+    require_memory(
+        4 * 8 * 4 * h * (net.input_size + h),
+        f"counting the operations of an LSTM of {h} units",
+        "lower --hidden or --input",
+    )
+    with stderr.status(f"counting the operations of {run.seq_len} steps ..."):
+        workload = build_workload(net, run)
+        counts = {phase: c.to_dict() for phase, c in count_ops(workload).items()}
     if as_json:
         emit_json({**counts, **_spec_json(net, run)})
         return
+    count = f"S={run.num_segments}" if run.schedule == "checkpoint" else f"K={run.partitions}"
     table = Table(
-        title=f"operations: schedule {run.schedule}, K={run.partitions}, T={run.seq_len}, "
+        title=f"operations: schedule {run.schedule}, {count}, T={run.seq_len}, "
         f"B={run.batch_size} (whole pass)"
     )
     table.add_column("phase")

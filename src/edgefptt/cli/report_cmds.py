@@ -6,11 +6,13 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from edgefptt.cli.common import emit_json, stderr, stdout
+from edgefptt.cli.common import emit_json, stdout
+from edgefptt.cli.outputs import check_output_dir
 from edgefptt.errors import ConfigError
+
+REPORT_DATASETS = ("smnist", "speech_commands")
 
 
 def report(
@@ -24,38 +26,31 @@ def report(
     as_json: bool = typer.Option(False, "--json", help="print a JSON summary on stdout"),
 ) -> None:
     """Run (or reuse) the experiments and write OUT/index.html with plots and tables."""
+    from edgefptt.cli.progress import SectionProgress
     from edgefptt.report import build_report, report_settings
 
     if (dataset is None) != (data_dir is None):
         raise ConfigError("--dataset and --data-dir go together (e.g. --dataset smnist)")
+    if dataset is not None and dataset not in REPORT_DATASETS:
+        raise ConfigError(
+            f"--dataset {dataset!r}: the report adds {' or '.join(REPORT_DATASETS)} to digits"
+        )
     if data_dir is not None and not data_dir.is_dir():
         raise ConfigError(f"data directory {data_dir} does not exist")
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} exists and is not a directory")
+    if dataset is not None:
+        from edgefptt.data import check_data_dir
+
+        check_data_dir(dataset, data_dir)  # a bad folder fails now, not after the other runs
+    check_output_dir(out, "--out")
     settings = report_settings(
         quick, dataset=dataset, data_dir=None if data_dir is None else str(data_dir)
     )
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.fields[step]}"),
-        TimeElapsedColumn(),
-        console=stderr,
-        transient=True,
-    )
-    tasks: dict[str, int] = {}
-
-    def on_progress(section: str, message: str, fraction: float) -> None:
-        if section not in tasks:
-            tasks[section] = progress.add_task(section, total=1.0, step="")
-        progress.update(tasks[section], completed=fraction, step=message)
-
-    with progress:
+    with SectionProgress("report") as progress:
         outcomes = build_report(
             out,
             settings,
             fresh=fresh,
-            progress=on_progress,
+            progress=progress,
             command="edgefptt " + " ".join(sys.argv[1:]) if sys.argv[1:] else "edgefptt report",
         )
     summary = {

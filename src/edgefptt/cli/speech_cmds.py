@@ -156,6 +156,9 @@ def make_speech_data(
     as_json: bool = typer.Option(False, "--json", help="print one JSON document on stdout"),
 ) -> None:
     """Write a small SYNTHETIC corpus in the Speech Commands v2 layout with espeak-ng."""
+    from edgefptt.cli.outputs import check_output_dir
+
+    check_output_dir(out, "--out")
     with loading_progress("speaking words") as callback:
         summary = make_synthetic_speech(
             out,

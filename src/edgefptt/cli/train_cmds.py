@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -9,13 +11,15 @@ import typer
 from rich.table import Table
 
 from edgefptt.cli.common import emit_json, human_bytes, stderr, stdout
+from edgefptt.cli.outputs import check_output_dir, check_output_file
 from edgefptt.cli.progress import RichTrainProgress
 from edgefptt.cli.speech_cmds import class_tables, data_notes, data_summary, loading_progress
-from edgefptt.errors import ConfigError
+from edgefptt.train import distributed
 from edgefptt.train.compare import compare, side_by_side
 from edgefptt.train.config import TrainConfig, make_config
-from edgefptt.train.loop import TrainResult, fit, initial_params, load_data
+from edgefptt.train.loop import TrainCallbacks, TrainResult, fit, initial_params, load_data
 from edgefptt.train.metrics import class_report, save_confusion_plot
+from edgefptt.train.rundir import claim_run_dir
 
 
 def _default(name: str) -> str:
@@ -23,7 +27,10 @@ def _default(name: str) -> str:
 
 
 def _epoch_table(result: TrainResult) -> Table:
-    table = Table(title=f"{result.config['algorithm']} on {result.dataset}")
+    algorithm = result.config["algorithm"]
+    if result.segments is not None:
+        algorithm += f" (S = {result.segments})"
+    table = Table(title=f"{algorithm} on {result.dataset}")
     for column in ("epoch", "train loss", "train acc", "test loss", "test acc", "s/epoch", "act"):
         table.add_column(column, justify="right")
     for r in result.history:
@@ -43,20 +50,32 @@ def train(
     dataset: str = typer.Option(
         None, help=f"digits, smnist, adding or speech_commands {_default('dataset')}"
     ),
-    algorithm: str = typer.Option(None, help=f"bptt, tbptt or fptt {_default('algorithm')}"),
+    algorithm: str = typer.Option(
+        None, help=f"bptt, bptt-ckpt, tbptt or fptt {_default('algorithm')}"
+    ),
     partitions: int = typer.Option(
         None, "--partitions", "-K", help=f"K, partitions per sequence {_default('partitions')}"
     ),
-    epochs: int = typer.Option(None, help=_default("epochs")),
-    batch_size: int = typer.Option(None, help=_default("batch_size")),
+    segments: int = typer.Option(
+        None,
+        "--segments",
+        help="S, checkpointed segments of --algorithm bptt-ckpt: exact BPTT keeping only the "
+        "states at segment boundaries (1..T; default round(sqrt T))",
+    ),
+    epochs: int = typer.Option(None, help=f"passes over the training split {_default('epochs')}"),
+    batch_size: int = typer.Option(
+        None, help=f"sequences per optimizer batch {_default('batch_size')}"
+    ),
     hidden: int = typer.Option(None, help=f"hidden units per layer {_default('hidden')}"),
-    layers: int = typer.Option(None, help=_default("layers")),
+    layers: int = typer.Option(None, help=f"stacked recurrent layers {_default('layers')}"),
     cell: str = typer.Option(None, help=f"lstm or gru {_default('cell')}"),
     readout: str = typer.Option(None, help=f"last or mean {_default('readout')}"),
     optimizer: str = typer.Option(None, help=f"sgd or adam {_default('optimizer')}"),
     lr: float = typer.Option(None, help=f"learning rate {_default('lr')}"),
     momentum: float = typer.Option(None, help=f"SGD momentum {_default('momentum')}"),
-    weight_decay: float = typer.Option(None, help=_default("weight_decay")),
+    weight_decay: float = typer.Option(
+        None, help=f"L2 weight decay of the optimizer {_default('weight_decay')}"
+    ),
     schedule: str = typer.Option(None, help=f"constant, cosine or step {_default('schedule')}"),
     clip: float = typer.Option(None, help=f"gradient-norm clip, 0 for none {_default('clip')}"),
     alpha: float = typer.Option(None, help=f"FPTT alpha {_default('alpha')}"),
@@ -100,7 +119,9 @@ def train(
     plot: Path = typer.Option(
         None, help="write a PNG of the confusion matrix and per-class accuracy here"
     ),
-    seed: int = typer.Option(None, help=_default("seed")),
+    seed: int = typer.Option(
+        None, help=f"seed of the weights, data order and splits {_default('seed')}"
+    ),
     recipe: str = typer.Option(
         None,
         help="host (the options above) or device: the generated C learner's procedure "
@@ -120,17 +141,43 @@ def train(
     patience: int = typer.Option(
         None, help="stop after P epochs in a row without a lower test loss (0: off)"
     ),
+    device: str = typer.Option(
+        None, help=f"auto (CUDA when present), cpu or cuda {_default('device')}"
+    ),
+    precision: str = typer.Option(
+        None, help=f"fp32, or bf16 autocast (FPTT state stays fp32) {_default('precision')}"
+    ),
+    oracle_loss: bool = typer.Option(
+        None,
+        "--oracle-loss/--no-oracle-loss",
+        help="reference FPTT code: add its auxiliary soft-target ('oracle') loss (docs/scale.md)",
+    ),
+    oracle_uniform_epochs: int = typer.Option(
+        None, help=f"--oracle-loss: epochs with uniform targets {_default('oracle_uniform_epochs')}"
+    ),
+    epoch_end_average: bool = typer.Option(
+        None,
+        "--epoch-end-average/--no-epoch-end-average",
+        help="reference FPTT code: at each epoch's end set the weights to W_bar and lambda to 0",
+    ),
     out: Path = typer.Option(
         None,
         help="output directory (default: runs/<dataset>-<algorithm>-K<partitions>, "
         "with -device under --recipe device)",
     ),
     resume: bool = typer.Option(False, "--resume", help="continue from OUT/checkpoint.pt"),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="replace the run already in --out (without it, it is kept)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print one JSON document on stdout"),
 ) -> None:
-    """Train a recurrent classifier with BPTT, truncated BPTT or FPTT."""
+    """Train a recurrent classifier with BPTT, checkpointed BPTT, truncated BPTT or FPTT.
+
+    Under torchrun (torchrun --nproc_per_node N -m edgefptt train ...) the processes train one
+    model data-parallel; rank 0 writes the checkpoints and prints.
+    """
     given: dict[str, Any] = {k: v for k, v in locals().items() if v is not None}
-    for key in ("out", "resume", "as_json", "plot"):
+    for key in ("out", "resume", "overwrite", "as_json", "plot"):
         given.pop(key, None)
     for key in ("data_dir", "cache_dir", "init"):
         if key in given:
@@ -140,16 +187,43 @@ def train(
     if init is not None and hidden is None:
         given["hidden"] = initial_params(init)[1]["hidden_size"]
     config = make_config(**given)
-    if plot is not None and plot.suffix.lower() != ".png":
-        raise ConfigError(f"--plot writes a PNG; give a file name ending in .png (got {plot})")
+    if plot is not None:
+        check_output_file(plot, "--plot", suffix=".png")
+    if cache_dir is not None and config.dataset == "speech_commands":
+        check_output_dir(cache_dir, "--cache-dir")
     if out is None:
         name = f"{config.dataset}-{config.algorithm}-K{config.effective_partitions}"
+        if config.algorithm == "bptt-ckpt":
+            name = f"{config.dataset}-bptt-ckpt-S{config.segments or 'auto'}"
         out = Path("runs") / (f"{name}-device" if config.recipe == "device" else name)
-    with loading_progress(f"loading {config.dataset}") as progress_callback:
-        data = load_data(config, progress=progress_callback)
-    data_notes(data)
-    with RichTrainProgress(config.algorithm, config.epochs) as progress:
-        result = fit(config, data, out_dir=out, resume=resume, callbacks=progress)
+    distributed.resolve_device(config.device)  # --device cuda without CUDA: say so now
+    _check_memory(config)  # the weights and their states, before the data loads
+    if distributed.init_from_env(config.device):
+        atexit.register(distributed.shutdown)
+    main = distributed.Parallel.current().is_main  # only rank 0 prints
+    check_output_dir(out, "--out")
+    # Rank 0 locks --out for the run (a second run into it is refused) before the data loads.
+    claim = claim_run_dir(out, resume=resume, overwrite=overwrite) if main else None
+    with claim or contextlib.nullcontext() as claimed:
+        for note in claimed.notes if claimed is not None else ():
+            stderr.print(f"note: {note}", style="yellow", highlight=False, soft_wrap=True)
+        loading = (
+            loading_progress(f"loading {config.dataset}") if main else contextlib.nullcontext()
+        )
+        with loading as progress_callback:
+            data = load_data(config, progress=progress_callback)
+        _check_memory(config, data)  # and a partition's activations, before training
+        if main:
+            data_notes(data)
+        bar = (
+            RichTrainProgress(config.algorithm, config.epochs)
+            if main
+            else contextlib.nullcontext(TrainCallbacks())
+        )
+        with bar as progress:
+            result = fit(config, data, out_dir=out, resume=resume, callbacks=progress)
+    if not main:
+        return
     report = None
     if data.task == "classification":
         report = class_report(result.model, data, result.fptt, config.eval_batch_size)
@@ -194,9 +268,58 @@ def train(
         stdout.print(f"confusion matrix plot {plot}", highlight=False)
 
 
+def _check_memory(config: TrainConfig, data: Any = None) -> None:
+    """Refuse a run that cannot fit the memory of its device, with the bytes it needs."""
+    import torch
+
+    from edgefptt.config import require_memory
+
+    device = distributed.resolve_device(config.device)
+    available = int(torch.cuda.mem_get_info(device)[0]) if device.type == "cuda" else None
+    sizes: dict[str, int] = {}
+    if data is not None:
+        sizes = {
+            "input_size": data.input_size,
+            "num_outputs": data.num_outputs,
+            "seq_len": data.seq_len,
+            "batch": min(config.batch_size, len(data.train_y)),
+        }
+    require_memory(
+        config.min_memory_bytes(**sizes),
+        f"training {config.layers} {config.cell} layer(s) of {config.hidden} units "
+        f"(batch {config.batch_size})",
+        "lower --hidden, --layers or --batch-size (or raise --partitions)",
+        available,
+    )
+
+
+# About a minute on two idle cores (both runs, the edge step included).
+DEMO_EPOCHS = 30
+
+
+def epoch_timing(baseline: TrainResult, candidate: TrainResult) -> dict[str, Any]:
+    """Median wall and CPU seconds per epoch of two runs and their ratios (candidate/baseline).
+
+    The median over epochs shrugs off a few epochs slowed by other work on the machine; a
+    machine busy all along slows every epoch, and CPU time too grows then (threads that wait
+    for each other spin).
+    """
+    import statistics
+
+    def medians(result: TrainResult) -> dict[str, float]:
+        return {
+            "median_epoch_wall_s": statistics.median(r["wall_s"] for r in result.history),
+            "median_epoch_cpu_s": statistics.median(r.get("cpu_s", 0.0) for r in result.history),
+        }
+
+    base, cand = medians(baseline), medians(candidate)
+    ratio = {k: cand[k] / base[k] if base[k] else float("nan") for k in base}
+    return {"baseline": base, "candidate": cand, "ratio": ratio}
+
+
 def demo(
     partitions: int = typer.Option(8, "--partitions", "-K", help="K for FPTT"),
-    epochs: int = typer.Option(30, help="epochs for each algorithm"),
+    epochs: int = typer.Option(DEMO_EPOCHS, help="epochs for each algorithm"),
     seed: int = typer.Option(0, help="random seed"),
     edge: bool = typer.Option(
         True,
@@ -204,11 +327,24 @@ def demo(
         help="end with the edge step: the FPTT model exported to C and fine-tuned there on "
         "held-out digits (needs a C compiler and make; skipped with a note without them)",
     ),
+    device: str = typer.Option("auto", help="auto (CUDA when present), cpu or cuda"),
+    precision: str = typer.Option("fp32", help="fp32, or bf16 autocast"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON document on stdout"),
 ) -> None:
     """Train one LSTM on the bundled digits with BPTT and with FPTT, and compare the costs;
     then fine-tune the FPTT model in generated C, as a device would."""
-    base = make_config(dataset="digits", epochs=epochs, seed=seed, partitions=partitions)
+    base = make_config(
+        dataset="digits",
+        epochs=epochs,
+        seed=seed,
+        partitions=partitions,
+        device=device,
+        precision=precision,
+    )
+    distributed.resolve_device(base.device)
+    from edgefptt.train.partition import partition_bounds
+
+    partition_bounds(load_data(base).seq_len, partitions)  # K > T fails now, not after BPTT
     variants = {"bptt": {"algorithm": "bptt"}, "fptt": {"algorithm": "fptt"}}
     progress: list[RichTrainProgress] = []
 
@@ -223,6 +359,7 @@ def demo(
         for bar in progress:
             bar.__exit__(None, None, None)
     comparison = side_by_side(results["bptt"], results["fptt"])
+    timing = epoch_timing(results["bptt"], results["fptt"])
     step, skipped = _edge_step(results["fptt"], base, partitions, seed) if edge else (None, None)
     if as_json:
         emit_json(
@@ -233,6 +370,7 @@ def demo(
                 "bptt": results["bptt"].summary(),
                 "fptt": results["fptt"].summary(),
                 "comparison": comparison,
+                "timing": timing,
                 "edge": step.to_dict() if step is not None else {"skipped": skipped},
             }
         )
@@ -254,16 +392,22 @@ def demo(
         table.add_row(
             label, human_bytes(base_m[key]), human_bytes(cand_m[key]), f"{ratio[key]:.3f}x"
         )
-    table.add_row(
-        "wall time per epoch",
-        f"{base_m['epoch_wall_s']:.2f} s",
-        f"{cand_m['epoch_wall_s']:.2f} s",
-        f"{ratio['epoch_wall_s']:.2f}x",
-    )
+    for key, label in (
+        ("median_epoch_wall_s", "wall time per epoch (median)"),
+        ("median_epoch_cpu_s", "CPU time per epoch (median)"),
+    ):
+        table.add_row(
+            label,
+            f"{timing['baseline'][key]:.2f} s",
+            f"{timing['candidate'][key]:.2f} s",
+            f"{timing['ratio'][key]:.2f}x",
+        )
     stdout.print(table)
     stderr.print(
         "activation memory: bytes autograd saves for backward, peak over partitions; "
-        "parameter state: weights, gradients, optimizer and FPTT state.",
+        "parameter state: weights, gradients, optimizer and FPTT state; time: median over "
+        "epochs (this process's CPU time beside wall time). Other work on the machine slows "
+        "both and shifts their ratio: compare times on an idle machine.",
         style="dim",
     )
     if step is not None:

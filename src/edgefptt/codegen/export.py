@@ -9,12 +9,17 @@ from typing import Any
 import numpy as np
 
 from edgefptt.codegen.emit import render, storage, write
-from edgefptt.codegen.inputs import checkpoint_params, load_batch, seeded_params, synthetic_batch
+from edgefptt.codegen.inputs import (
+    checkpoint_network_params,
+    load_batch,
+    seeded_params,
+    synthetic_batch,
+)
 from edgefptt.config import NetworkSpec, RunSpec
 from edgefptt.edge.bf16 import Rounding
 from edgefptt.errors import ConfigError
 from edgefptt.plan.memory import MemoryPlan, lifetime_plan, static_plan
-from edgefptt.workload import build_exact, build_paper
+from edgefptt.workload import build_exact, build_paper, build_workload
 from edgefptt.workload.kernels import Workload
 
 EXPORT_PLANS = ("lifetime", "recompute")
@@ -78,9 +83,16 @@ def export_workload(net: NetworkSpec, run: RunSpec, plan: str) -> tuple[Workload
         if plan == "paper":
             return workload, static_plan(workload)
         return workload, lifetime_plan(workload)
+    if run.schedule == "checkpoint":  # checkpointed BPTT: K = 1, plain SGD, no FPTT state
+        if plan != "lifetime":
+            raise ConfigError(
+                f"the checkpoint schedule is laid out with the lifetime plan (got {plan!r})"
+            )
+        workload = build_workload(net, run)
+        return workload, lifetime_plan(workload)
     if run.schedule != "exact":
         raise ConfigError(
-            f"export-c generates the exact and paper schedules (got {run.schedule!r}); "
+            f"export-c generates the exact, paper and checkpoint schedules (got {run.schedule!r}); "
             "use --schedule exact"
         )
     if plan not in EXPORT_PLANS:
@@ -92,17 +104,30 @@ def export_workload(net: NetworkSpec, run: RunSpec, plan: str) -> tuple[Workload
     return workload, lifetime_plan(workload, plan)
 
 
-def checkpoint_sizes(
-    weights: Path | None, explicit: dict[str, int | None]
-) -> tuple[dict[str, int | None], dict[str, np.ndarray] | None]:
-    """Network sizes and edge parameters of a checkpoint (the given sizes when there is none).
+def network_label(net: NetworkSpec) -> str:
+    """``LSTM`` for the seed paper's network; otherwise each layer's cell and units, input
+    first, with the frozen parts named (``GRU 16 frozen + GRU 16, readout``)."""
+    if net.is_single_lstm:
+        return "LSTM"
+    layers = [
+        f"{la.cell.upper()} {la.hidden_size}" + ("" if la.trainable else " frozen")
+        for la in net.stack
+    ]
+    return " + ".join(layers) + (", readout" if net.readout_trainable else ", frozen readout")
 
-    ``explicit`` holds the sizes the user typed (None where not given); one that disagrees with
-    the checkpoint is a ConfigError.
+
+def checkpoint_sizes(
+    weights: Path | None, explicit: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
+    """Network sizes (and cell, num_layers) and edge parameters of a checkpoint (the given
+    values when there is none).
+
+    ``explicit`` holds the values the user typed (None where not given); one that disagrees
+    with the checkpoint is a ConfigError.
     """
     if weights is None:
         return dict(explicit), None
-    params, sizes = checkpoint_params(weights)
+    params, sizes = checkpoint_network_params(weights)
     for key, value in sizes.items():
         if explicit.get(key) is not None and explicit[key] != value:
             raise ConfigError(
@@ -126,7 +151,8 @@ def export_c(
 ) -> Export:
     """Generate the C training routine for (net, run) into ``out_dir``.
 
-    params: edge parameters {W, b, W_y, b_y} (default: seeded, torch's initialisation). data: an
+    params: the network's edge parameters, ``net.param_shapes()`` (default: seeded, torch's
+    initialisation; for one LSTM layer {W, b, W_y, b_y}). data: an
     .npz batch (see edgefptt.codegen.inputs; default: a seeded synthetic batch). The golden
     executor runs the same pass inside the same arena plan; its per-partition losses and the
     arena size go to golden.json.
@@ -155,7 +181,8 @@ def export_c(
     x = storage(x, run.dtype, rounding)
     golden = execute(workload, params, x, labels, rounding=rounding, arena=memory)
     description = (
-        f"LSTM I={net.input_size} H={net.hidden_size} C={net.num_classes}, B={run.batch_size} "
+        f"{network_label(net)} I={net.input_size} H={net.hidden_size} C={net.num_classes}, "
+        f"B={run.batch_size} "
         f"T={run.seq_len} K={run.partitions}, {run.dtype}, schedule {run.schedule}, "
         f"{plan} plan"
     )

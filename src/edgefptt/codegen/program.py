@@ -245,6 +245,36 @@ def lower_kernel(workload: Workload, kernel: Kernel) -> list[Call]:
     if op == "lstm_gates":
         g = r[0]
         return [call("ef_lstm_gates", _int(g.rows), _int(g.cols // 4), _ptr(g), _int(g.ld))]
+    if op == "gru_cell_forward":
+        pre, h_prev = r
+        act, h = w
+        return [
+            call(
+                "ef_gru_cell_forward",
+                _int(h.rows), _int(h.cols), _ptr(pre), _int(pre.ld), _ptr(h_prev),
+                _int(h_prev.ld), _ptr(act), _int(act.ld), _ptr(h), _int(h.ld),
+            )
+        ]  # fmt: skip
+    if op == "gru_gates":
+        g = r[0]
+        return [call("ef_gru_gates", _int(g.rows), _int(g.cols // 4), _ptr(g), _int(g.ld))]
+    if op == "gru_cell_backward":
+        dh, act, h_prev = r
+        dpre, dh_out = w
+        return [
+            call(
+                "ef_gru_cell_backward",
+                _int(dh.rows), _int(dh.cols), _ptr(dh), _int(dh.ld), _ptr(act), _int(act.ld),
+                _ptr(h_prev), _int(h_prev.ld), _ptr(dpre), _int(dpre.ld), _ptr(dh_out),
+                _int(dh_out.ld),
+            )
+        ]  # fmt: skip
+    if op == "add":
+        a, b, out = r[0], r[1], w[0]
+        return [
+            call("ef_add", _int(out.rows), _int(out.cols), _ptr(a), _int(a.ld), _ptr(b),
+                 _int(b.ld), _ptr(out), _int(out.ld))
+        ]  # fmt: skip
     if op == "softmax_xent":
         logits, labels = r
         dy, loss = w

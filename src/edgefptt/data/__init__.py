@@ -53,4 +53,29 @@ def load_dataset(
     raise ConfigError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
 
 
-__all__ = ["DATASETS", "SequenceData", "SpeechData", "SpeechOptions", "load_dataset"]
+def check_data_dir(
+    name: str, data_dir: str | Path | None, speech: SpeechOptions | None = None
+) -> None:
+    """Check that ``data_dir`` holds dataset ``name``'s files before a long run reads them.
+
+    S-MNIST: the four IDX files are read and checked (a second or two); speech_commands: the
+    list files and word folders the task needs (no audio is decoded). Other datasets need no
+    folder. Raises what the loader would: DataError or ConfigError, with the same message.
+    """
+    if name == "smnist":
+        smnist.load(data_dir, limit=1)
+    elif name == "speech_commands":
+        if data_dir is None:
+            raise ConfigError("the speech_commands dataset needs --data-dir")
+        layout = speech_commands.read_layout(data_dir)
+        speech_commands.class_names(layout, speech or SpeechOptions())
+
+
+__all__ = [
+    "DATASETS",
+    "SequenceData",
+    "SpeechData",
+    "SpeechOptions",
+    "check_data_dir",
+    "load_dataset",
+]

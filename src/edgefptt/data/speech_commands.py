@@ -285,6 +285,11 @@ def build_index(
 
 
 # ---------------------------------------------------------------------------- audio
+# Float WAVs hold samples in [-1, 1]; a clip louder than this is damaged (its features would
+# overflow float32 and turn into NaN), not loud.
+MAX_SAMPLE_MAGNITUDE = 1000.0
+
+
 class BrokenClip(Exception):
     """A clip that cannot be used; the message says why."""
 
@@ -303,7 +308,13 @@ def read_audio(path: Path, sample_rate: int) -> np.ndarray:
         raise BrokenClip("empty")
     if samples.shape[1] != 1:
         raise BrokenClip(f"{samples.shape[1]} channels, expected mono")
-    return samples[:, 0]
+    audio = samples[:, 0]
+    if not np.isfinite(audio).all():
+        raise BrokenClip("non-finite samples (NaN or infinity)")
+    peak = float(np.abs(audio).max())
+    if peak > MAX_SAMPLE_MAGNITUDE:
+        raise BrokenClip(f"samples up to {peak:.3g}, far outside the [-1, 1] range of a float WAV")
+    return audio
 
 
 def _background_lengths(layout: SpeechLayout) -> tuple[dict[str, int], list[SkippedClip]]:
@@ -350,16 +361,19 @@ class FeatureCache:
         path = self._group_path(group)
         if not path.is_file():
             return {}
+        shape = (self.settings.num_frames, self.settings.features)
+        entries: dict[str, tuple[tuple[int, int], np.ndarray | str]] = {}
         try:
             with np.load(path, allow_pickle=False) as saved:
                 names, stamps = saved["names"], saved["stamps"]
                 feats, errors = saved["features"], saved["errors"]
+            for i, name in enumerate(names.tolist()):
+                stamp = (int(stamps[i, 0]), int(stamps[i, 1]))
+                if not errors[i] and feats[i].shape != shape:
+                    raise ValueError(f"features of {name} have shape {feats[i].shape}")
+                entries[str(name)] = (stamp, str(errors[i]) if errors[i] else feats[i])
         except Exception:  # a damaged cache file is rebuilt, never trusted
             return {}
-        entries: dict[str, tuple[tuple[int, int], np.ndarray | str]] = {}
-        for i, name in enumerate(names.tolist()):
-            stamp = (int(stamps[i, 0]), int(stamps[i, 1]))
-            entries[name] = (stamp, str(errors[i]) if errors[i] else feats[i])
         return entries
 
     def _save_group(self, group: str, entries: dict[str, Any]) -> None:
@@ -416,7 +430,15 @@ class FeatureCache:
             return str(exc)
         if clip.length is not None:
             audio = audio[clip.start : clip.start + clip.length]
-        return compute_features(audio, self.settings)
+        return finite_features(audio, self.settings)
+
+
+def finite_features(audio: np.ndarray, settings: FeatureSettings) -> np.ndarray | str:
+    """The clip's feature frames, or why it is skipped when they are not all finite."""
+    feats = compute_features(audio, settings)
+    if not np.isfinite(feats).all():
+        return "its features are not finite (damaged samples)"
+    return feats
 
 
 # ---------------------------------------------------------------------------- augmentation
@@ -463,14 +485,41 @@ def _augmented_features(
                 noise = list(noise_audio.values())[int(rng.integers(len(noise_audio)))]
                 start = int(rng.integers(0, max(1, len(noise) - n + 1)))
                 shifted = shifted + options.noise_level * pad_or_trim(noise[start : start + n], n)
-            feats.append(compute_features(shifted, settings))
-            labels.append(clip.label)
+            result = finite_features(shifted, settings)
+            if not isinstance(result, str):
+                feats.append(result)
+                labels.append(clip.label)
             if progress is not None:
                 progress(1)
     return feats, labels
 
 
 # ---------------------------------------------------------------------------- loading
+def _check_every_class_kept(
+    clips: Sequence[Clip],
+    labels: Sequence[int],
+    names: Sequence[str],
+    skipped: Sequence[SkippedClip],
+    split: str,
+    root: Path,
+) -> None:
+    """Refuse a class whose clips in ``split`` were all skipped as broken: it would be a class
+    the model never sees (or a per-class accuracy over no clips)."""
+    kept = set(labels)
+    reasons = {s.path: s.reason for s in skipped}
+    for label, name in enumerate(names):
+        indexed = [c for c in clips if c.label == label]
+        if indexed and label not in kept:
+            how = {
+                SILENCE: f"fix the files in {BACKGROUND_DIR}/ or use --silence-fraction 0",
+                UNKNOWN: "fix those clips or use --unknown-fraction 0",
+            }.get(name, f"fix or replace the files in {root / name}, or leave the word out")
+            raise DataError(
+                f"every {split} clip of {name!r} in {root} ({len(indexed)}) was skipped as broken "
+                f"(first: {indexed[0].name}: {reasons.get(indexed[0].name, 'broken')}); {how}"
+            )
+
+
 def _limit(clips: list[Clip], limit: int | None, split: str) -> list[Clip]:
     if limit is None or len(clips) <= limit:
         return clips
@@ -530,11 +579,14 @@ def load(
         results = cache.features(clips, advance)
         feats, labels = [], []
         for clip, result in zip(clips, results, strict=True):
+            if not isinstance(result, str) and not np.isfinite(result).all():
+                result = "its features are not finite (damaged samples)"  # an old cache entry
             if isinstance(result, str):
                 skipped.append(SkippedClip(clip.name, result))
             else:
                 feats.append(result)
                 labels.append(clip.label)
+        _check_every_class_kept(clips, labels, names, skipped, split, layout.root)
         if split == "train" and options.augment:
             extra, extra_labels = _augmented_features(
                 layout, clips, options, lengths, seed, advance

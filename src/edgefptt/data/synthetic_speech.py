@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgefptt.config import MAX_SEED
 from edgefptt.data.speech_commands import (
     BACKGROUND_DIR,
     KEYWORDS,
@@ -42,6 +43,8 @@ PITCHES = (30, 50, 70)  # 0..99
 # The keywords plus a few of GSCv2's other words, so that the 12-class task has unknowns.
 DEFAULT_WORDS = (*KEYWORDS, "bed", "cat", "dog", "house", "tree", "zero")
 BACKGROUND_KINDS = ("white_noise", "pink_noise", "brown_noise", "hum", "running_tap")
+MAX_REPEATS = 100  # clips per word and speaker
+MAX_BACKGROUND_S = 600.0  # GSCv2's background files are about a minute long
 
 Progress = Callable[[int, int], None]
 
@@ -202,10 +205,15 @@ def make_synthetic_speech(
     bad = [w for w in words if not w.isalpha()]
     if bad:
         raise ConfigError(f"words must be letters only (got {bad[0]!r})")
-    if repeats < 1:
-        raise ConfigError(f"--repeats must be at least 1 (got {repeats})")
-    if background_s < 2:
-        raise ConfigError(f"--background-s must be at least 2 (got {background_s})")
+    if not 1 <= repeats <= MAX_REPEATS:
+        raise ConfigError(f"--repeats must be between 1 and {MAX_REPEATS} (got {repeats})")
+    if not 2 <= background_s <= MAX_BACKGROUND_S:  # NaN fails both comparisons
+        raise ConfigError(
+            f"--background-s must be between 2 and {MAX_BACKGROUND_S:g} seconds "
+            f"(got {background_s})"
+        )
+    if not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"--seed must be between 0 and {MAX_SEED} (got {seed})")
     espeak = find_espeak()
     chosen = choose_speakers(speakers, seed)
     splits = assign_splits(chosen)

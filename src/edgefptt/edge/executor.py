@@ -12,7 +12,6 @@ from edgefptt.edge.gemmini import ElementType, tiled_matmul
 from edgefptt.edge.numerics import Numerics, Precision
 from edgefptt.edge.ops import OPS
 from edgefptt.errors import ConfigError
-from edgefptt.workload.builder import PARAMS
 from edgefptt.workload.kernels import Kernel, View, Workload
 
 if TYPE_CHECKING:  # the planner imports the executor's ops; avoid a cycle at run time
@@ -24,8 +23,10 @@ class ExecutionResult:
     """What one pass produced.
 
     losses: the task loss of each partition. params: the parameters after the pass.
-    fptt_state: {name: {"w_bar", "lam"}}. grads: per partition, the task-loss gradient of each
-    parameter just before the update (batch mean), if requested. state: the carried (h, c).
+    fptt_state: {name: {"w_bar", "lam"}} of the trainable parameters. grads: per partition, the
+    task-loss gradient of each trainable parameter just before the update (batch mean), if
+    requested. state: the carried (h, c) of layer 0 (None for a GRU); carried: every layer's
+    carried state by buffer name (h_carry, c_carry, h_carry_l1, ...).
     logits: per partition, the (B, C) logits its loss was taken from (before its update), if
     requested.
     """
@@ -36,6 +37,7 @@ class ExecutionResult:
     grads: list[dict[str, np.ndarray]] = field(default_factory=list)
     state: tuple[np.ndarray, np.ndarray] | None = None
     logits: list[np.ndarray] = field(default_factory=list)
+    carried: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def resolve(arrays: dict[str, np.ndarray], view: View) -> np.ndarray:
@@ -110,7 +112,8 @@ def execute(
 ) -> ExecutionResult:
     """Run one training pass.
 
-    params: {W, b, W_y, b_y} in the edge layout. inputs: (B, T, I). labels: (B,) class indices.
+    params: every parameter of ``network.param_shapes()`` in the edge layout ({W, b, W_y, b_y}
+    for one LSTM layer). inputs: (B, T, I). labels: (B,) class indices.
     precision: fp64 | fp32 | bf16 (default: the run's dtype); ``rounding`` applies to the
     core's bf16 work, the accelerator rounds to nearest even. accumulator: the matmul
     accumulator type (default: the precision, as on the seed paper's bf16 Gemmini).
@@ -155,16 +158,24 @@ def execute(
             target[...] = np.reshape(value, target.shape)
         if kernel.op in ("softmax_xent", "xent_grad"):
             losses.append(float(arrays["loss"][0]))
+    net = workload.network
+    carried = {
+        name: arrays[name].copy()
+        for name, buf in workload.buffers.items()
+        if buf.role == "carried_state"
+    }
     return ExecutionResult(
         losses=losses,
-        params={name: arrays[name].copy() for name in PARAMS},
-        fptt_state={
+        params={name: arrays[name].copy() for name in net.param_shapes()},
+        fptt_state={  # (none in a schedule without FPTT: the checkpoint schedule's SGD)
             name: {"w_bar": arrays[f"{name}_bar"].copy(), "lam": arrays[f"{name}_lam"].copy()}
-            for name in PARAMS
+            for name in net.trainable_params()
+            if f"{name}_lam" in workload.buffers
         },
         grads=grads,
-        state=(arrays["h_carry"].copy(), arrays["c_carry"].copy()),
+        state=(carried["h_carry"], carried["c_carry"]) if "c_carry" in carried else None,
         logits=logits,
+        carried=carried,
     )
 
 
@@ -181,7 +192,7 @@ def infer(
     """A forward pass over all T steps: only the kernels whose phase is "forward", from
     h = c = 0, with the numerics of :func:`execute`. Returns the last step's logits (B, C).
 
-    params: {W, b, W_y, b_y} (to evaluate with FPTT's average, pass W_bar). inputs: (B, T, I).
+    params: the edge parameters (to evaluate with FPTT's average, pass W_bar). inputs: (B, T, I).
     The logits are those of the exact schedule's (B, C) buffer, or of the paper schedule's
     last step slot.
     """
@@ -229,10 +240,13 @@ def _load_arrays(
     if arena is not None:
         arrays.update(_arena_views(workload, arena, n.dtype))
     shapes = workload.network.param_shapes()
-    for name in PARAMS:
+    trainable = set(workload.network.trainable_params())
+    for name in shapes:
         if name not in params:
-            raise ConfigError(f"parameter '{name}' is missing (need W, b, W_y, b_y)")
+            raise ConfigError(f"parameter '{name}' is missing (need {', '.join(shapes)})")
         arrays[name] = _checked(name, params[name], shapes[name], n)
+        if name not in trainable:  # frozen: no W_bar, no lambda
+            continue
         state = (fptt_state or {}).get(name, {})
         arrays[f"{name}_bar"] = _checked(
             f"{name} w_bar", state.get("w_bar", arrays[name]), shapes[name], n

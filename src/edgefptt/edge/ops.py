@@ -120,6 +120,48 @@ def lstm_cell_backward(n: Numerics, r: list[Array], k: Kernel) -> list[Array]:
     return [np.concatenate([d_i, d_f, d_g, d_o], axis=-1), n.mul(dc_total, f)]
 
 
+def add(n: Numerics, r: list[Array], k: Kernel) -> list[Array]:
+    """a + b (a lower layer's dh plus the gradient from the layer above)."""
+    return [n.add(r[0], r[1])]
+
+
+def _gru_gates(n: Numerics, block: Array) -> list[Array]:
+    """(r_pre | z_pre | W_in x + b_in | hn) -> r, z, n, hn with n = tanh(nx + r * hn)."""
+    zr, zz, nx, hn = _split4(block)
+    r = n.sigmoid(zr)
+    return [r, n.sigmoid(zz), n.tanh(n.add(nx, n.mul(r, hn))), hn]
+
+
+def gru_gates(n: Numerics, r: list[Array], k: Kernel) -> list[Array]:
+    """Gate activations of a (B, 4H) GRU block (recomputation): r, z, n, hn."""
+    return [np.concatenate(_gru_gates(n, r[0]), axis=-1)]
+
+
+def gru_cell_forward(n: Numerics, r: list[Array], k: Kernel) -> list[Array]:
+    """(pre block, h_prev) -> (r|z|n|hn, h) with h = n + z * (h_prev - n), torch's
+    (1 - z) * n + z * h_prev in one multiply."""
+    block, h_prev = r
+    r_g, z, n_g, hn = _gru_gates(n, block)
+    h = n.add(n_g, n.mul(z, n.sub(h_prev, n_g)))
+    return [np.concatenate([r_g, z, n_g, hn], axis=-1), h]
+
+
+def gru_cell_backward(n: Numerics, r: list[Array], k: Kernel) -> list[Array]:
+    """(dh, r|z|n|hn, h_prev) -> (dr | dz | dn | dhn pre-activation gradients, dh * z).
+
+    dn = dh (1 - z) tanh'(n) is also the gradient of W_in x + b_in; dhn = dn r that of
+    W_hn h + b_hn; dr = dn hn sigma'(r); dz = dh (h_prev - n) sigma'(z). The direct part of
+    the gradient of h_prev, dh * z, is returned; the matmuls through W_h add the rest.
+    """
+    dh, act, h_prev = r
+    r_g, z, n_g, hn = _split4(act)
+    d_n = n.mul(n.mul(dh, n.sub(1.0, z)), _dtanh(n, n_g))
+    d_r = n.mul(n.mul(d_n, hn), _dsigmoid(n, r_g))
+    d_z = n.mul(n.mul(dh, n.sub(h_prev, n_g)), _dsigmoid(n, z))
+    d_hn = n.mul(d_n, r_g)
+    return [np.concatenate([d_r, d_z, d_n, d_hn], axis=-1), n.mul(dh, z)]
+
+
 def lstm_grad_output(n: Numerics, r: list[Array], k: Kernel) -> list[Array]:
     """Paper: (dh, o, tanh c) -> (dc rebuilt from dh, do, do_in)."""
     dh, o, tc = r
@@ -185,6 +227,10 @@ OPS: dict[str, OpFn] = {
         lstm_cell_backward,
         lstm_grad_output,
         lstm_grad_gates,
+        add,
+        gru_gates,
+        gru_cell_forward,
+        gru_cell_backward,
         bias_grad,
         fptt_sgd,
         zero,

@@ -74,6 +74,7 @@ def explore(
     Pareto-optimal means not dominated in (seconds, memory_bytes, lut). Workload summaries,
     memory plans and per-shape costs are cached, so a point costs its distinct shapes only.
     """
+    from edgefptt.hw.core_model import core_costs
     from edgefptt.hw.model import _hardware, default_plan, group_cycles, memory_bytes
 
     if matmul_model not in ("calibrated", "naive"):
@@ -83,7 +84,7 @@ def explore(
         raise ConfigError("the sweep is empty: give at least one value of every axis")
     records: list[dict[str, Any]] = []
     # Per distinct pass: its summary and memory; per distinct SoC: resources and power.
-    passes: dict[tuple[int, str, str], tuple[Any, int, str]] = {}
+    passes: dict[tuple[int, str, str], tuple[Any, int, str, RunSpec]] = {}
     socs: dict[tuple[int, int, str], tuple[Any, dict[str, int], float]] = {}
     for n, (mesh, ncores, k, dtype, schedule) in enumerate(grid):
         key = (k, dtype, schedule)
@@ -95,6 +96,7 @@ def explore(
                 workload_summary(net, point_run),
                 memory_bytes(net, point_run, point_plan),
                 point_plan,
+                point_run,
             )
         skey = (mesh, ncores, dtype)
         if skey not in socs:
@@ -103,9 +105,13 @@ def explore(
             )
             resources, power = _hardware(spec)
             socs[skey] = (spec, resources, power["total"])
-        summary, memory, point_plan = passes[key]
+        summary, memory, point_plan, point_run = passes[key]
         spec, resources, watts = socs[skey]
-        groups = group_cycles(summary, spec, matmul_model)
+        if spec.accelerator:
+            groups = group_cycles(summary, spec, matmul_model)
+        else:  # CPU-only: the memory-hierarchy model (one walk per pass, cached)
+            costs = core_costs(net, point_run, spec, "paper")
+            groups = {g: c.cycles for g, c in costs.items()}
         total = sum(groups.values())
         seconds = total / spec.clock_hz
         records.append(

@@ -9,6 +9,8 @@ from typing import Any, Literal
 from edgefptt.config import NetworkSpec, RunSpec
 from edgefptt.errors import ConfigError
 from edgefptt.hw import calibration as cal
+from edgefptt.hw.core_model import MATMUL_GROUPS, GroupCost, core_costs
+from edgefptt.hw.cpu import CODES, MATMUL_CALL_INSN, MATMUL_INSN, LoopCost
 from edgefptt.hw.fpga import power_w, soc_resources
 from edgefptt.hw.gemmini import (
     Accelerator,
@@ -16,7 +18,7 @@ from edgefptt.hw.gemmini import (
     calibrated_cycles,
     naive_cycles,
 )
-from edgefptt.hw.rocket import cpu_matmul_cycles, kernel_cycles_on_core
+from edgefptt.hw.rocket import kernel_cycles_on_core
 from edgefptt.hw.spec import SoCSpec
 from edgefptt.hw.summary import KernelShape, WorkloadSummary, workload_summary
 from edgefptt.workload.kernels import GROUPS, MatmulSpec
@@ -40,9 +42,15 @@ def accelerator_of(soc: SoCSpec) -> Accelerator:
 
 @lru_cache(maxsize=4096)
 def matmul_cycles(mm: MatmulSpec, soc: SoCSpec, model: str = "calibrated") -> float:
-    """One matmul call: on Gemmini (calibrated or naive model) or, without one, on hart 0."""
+    """One matmul call: on Gemmini (calibrated or naive model) or, without one, on hart 0.
+
+    On hart 0 this is the issued instructions of the seed paper's loop alone (measured, see
+    hw/cpu.py); a pass's estimate adds the stalls of its misses (hw/core_model.py).
+    """
     if not soc.accelerator:
-        return cpu_matmul_cycles(mm.m, mm.n, mm.k, soc.dtype)
+        plain = mm.transpose_a or mm.transpose_b or mm.m % 4 or mm.n % 4
+        cost: LoopCost = MATMUL_INSN[("paper", "plain" if plain else "block", soc.dtype)]
+        return MATMUL_CALL_INSN + cost.instructions(mm.m, mm.n, mm.k)
     if soc.dataflow == "OS" and (mm.transpose_a or mm.transpose_b):
         raise ConfigError(
             "the OS dataflow cannot run transposed matmuls (this workload's MatMul-2 and "
@@ -92,7 +100,9 @@ def group_cycles(
     """Cycles per kernel group of one pass (the 11 groups of the FireSim tables).
 
     Cached per (summary, hardware): a sweep costs each distinct kernel shape once per
-    hardware configuration and each pass once per configuration.
+    hardware configuration and each pass once per configuration. On a CPU-only SoC this counts
+    the matmuls' issued instructions alone, no stalls: :func:`estimate` and ``explore`` cost
+    that SoC with the memory-hierarchy model (hw/core_model.py) instead.
     """
     hw = _hardware_key(soc, model)
     key = (summary.token, hw)
@@ -140,6 +150,9 @@ class Estimate:
     memory_bytes: int
     resources: dict[str, int]
     power_breakdown_w: dict[str, float] = field(default_factory=dict)
+    code: str = "paper"
+    # Per group, where the cores' cycles come from (hierarchy model; None: calibrated model only)
+    breakdown: dict[str, GroupCost] | None = None
 
     @property
     def total_cycles(self) -> float:
@@ -176,7 +189,10 @@ class Estimate:
             "accelerator": self.soc.accelerator,
             "matmul_model": self.matmul_model,
             "memory_plan": self.plan,
+            "code": self.code,
         }
+        if self.breakdown is not None:
+            record["breakdown"] = {g: c.to_dict() for g, c in self.breakdown.items()}
         if specs:
             record["power_breakdown_w"] = self.power_breakdown_w
             record["soc"] = self.soc.model_dump()
@@ -191,17 +207,37 @@ def estimate(
     soc: SoCSpec,
     matmul_model: str = "calibrated",
     plan: str | None = None,
+    code: str = "paper",
 ) -> Estimate:
-    """Cost one training pass of ``(net, run)`` on ``soc``; the run takes the SoC's dtype."""
+    """Cost one training pass of ``(net, run)`` on ``soc``; the run takes the SoC's dtype.
+
+    ``code``: ``paper`` costs the seed paper's C (its loops and kernels), ``generated`` the C
+    that export-c writes. With Gemmini and the paper's code this is the calibrated model alone;
+    otherwise the work on the cores comes from the memory-hierarchy model (hw/core_model.py),
+    whose per-group breakdown the estimate keeps.
+    """
     if matmul_model not in MATMUL_MODELS:
         raise ConfigError(
             f"unknown matmul model {matmul_model!r}; choose from {', '.join(MATMUL_MODELS)}"
         )
+    if code not in CODES:
+        raise ConfigError(f"unknown code {code!r}; choose from {', '.join(CODES)}")
     if run.dtype != soc.dtype:
         run = run.model_copy(update={"dtype": soc.dtype})
     plan = plan or default_plan(run.schedule)
     summary = workload_summary(net, run)
-    groups = group_cycles(summary, soc, matmul_model)
+    breakdown = None
+    if code == "paper" and soc.accelerator:
+        groups = group_cycles(summary, soc, matmul_model)
+    else:
+        breakdown = core_costs(net, run, soc, code)
+        groups = {g: c.cycles for g, c in breakdown.items()}
+        if soc.accelerator:  # the matmuls on Gemmini: the accelerator model
+            for shape, calls in summary.shapes:
+                if shape.matmul is not None:
+                    groups[shape.group] += calls * matmul_cycles(shape.matmul, soc, matmul_model)
+            for g in MATMUL_GROUPS:
+                breakdown[g] = GroupCost(fitted=groups[g])
     resources, power = _hardware(soc)
     return Estimate(
         soc=soc,
@@ -213,4 +249,6 @@ def estimate(
         memory_bytes=memory_bytes(net, run, plan),
         resources=resources,
         power_breakdown_w=power,
+        code=code,
+        breakdown=breakdown,
     )

@@ -3,7 +3,8 @@
 Every element-wise kernel belongs to a cost class (what the paper's C loop does per element);
 kernels of other schedules are costed as sums of those classes per element (their recipe).
 Parallel kernels split their elements cyclically over N harts and end in a barrier; softmax,
-copies and matmuls run on hart 0 alone. Constants are in hw/calibration.py.
+copies and matmuls run on hart 0 alone. Constants are in hw/calibration.py. Matmuls on the
+core (no accelerator) are costed by the memory-hierarchy model (hw/core_model.py).
 """
 
 from __future__ import annotations
@@ -38,6 +39,13 @@ RECIPES: dict[tuple[str, str], dict[str, float]] = {
         "ewo_backward": 0.25,
     },
     ("lstm_gates", "backward"): {"sigmoid": 0.75, "tanh": 0.25},
+    # GRU (no FireSim data; from its operation mix, docs/hardware.md): per hidden unit r, z
+    # (2 sigmoid), n (1 tanh), n's multiply-add and h = n + z (h - n) (2 ewo_forward).
+    ("gru_cell_forward", "forward"): {"sigmoid": 0.5, "tanh": 0.25, "ewo_forward": 0.5},
+    ("gru_gates", "backward"): {"sigmoid": 0.5, "tanh": 0.25, "ewo_forward": 0.25},
+    # the n path (dn, dhn, dh z: like lstm_grad_output) and two of three gates' gradients.
+    ("gru_cell_backward", "backward"): {"lstm_grad_output": 0.25, "lstm_grad_gates": 1 / 6},
+    ("add", "backward"): {"ewo_backward": 1.0},
 }
 
 
@@ -82,11 +90,6 @@ def serial_cycles(shape: KernelShape, dtype: str) -> float:
         return c["call_cycles"] + shape.work * c["softmax_cycles"] * scale
     per = c["copy_block_cycles"] if shape.contiguous else c["copy_row_cycles"]
     return c["copy_call_cycles"] + shape.work * per
-
-
-def cpu_matmul_cycles(m: int, n: int, k: int, dtype: str) -> float:
-    """A matmul as a plain triple loop on hart 0: per-MAC cost from the instruction sequence."""
-    return cal.CORE["call_cycles"] + m * n * k * cal.CPU_MAC_CYCLES[dtype]
 
 
 def kernel_cycles_on_core(shape: KernelShape, cores: int, dtype: str) -> float:

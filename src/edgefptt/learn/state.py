@@ -573,6 +573,7 @@ def checkpoint_from_state(
         "scheduler": scheduler.state_dict(),
         "fptt": fptt.state_dict(),
         "fptt_params": managed,
+        "oracle": None,  # the device trains without the reference code's oracle loss
         # The device draws an epoch's key when its first batch starts: between epochs the
         # stored key is spent, and the next epoch draws from the PRNG state.
         "order": {

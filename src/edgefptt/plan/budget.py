@@ -456,3 +456,216 @@ def _unit_cycles(net: NetworkSpec, batch: int, length: int, plan: str, dtype: st
 
     groups = group_cycles(_unit(net, batch, length, plan)[0], soc_for(dtype))
     return float(sum(groups.values()))
+
+
+# ---------------------------------------------------------------------------- FPTT against
+# checkpointed BPTT at one memory budget (`edgefptt memory --budget B --compare`)
+
+
+@dataclass(frozen=True)
+class ScheduleOption:
+    """One way to train in the budget: FPTT with K partitions (exact schedule, a plan) or
+    checkpointed BPTT with S segments; L is the longest partition or segment."""
+
+    schedule: str  # "fptt" or "checkpoint"
+    plan: str
+    count: int  # K or S
+    max_len: int
+    arena_bytes: int
+    latency: float | None  # cycles of one training pass (checkpoint: None unless it fits)
+    fits: bool
+
+    def to_dict(self, clock_hz: float) -> dict[str, Any]:
+        return {
+            "schedule": self.schedule,
+            "plan": self.plan,
+            "partitions" if self.schedule == "fptt" else "segments": self.count,
+            "max_len": self.max_len,
+            "arena_bytes": self.arena_bytes,
+            "latency": self.latency,
+            "latency_seconds": None if self.latency is None else self.latency / clock_hz,
+            "fits": self.fits,
+        }
+
+
+@dataclass
+class Comparison:
+    """The fastest FPTT K and the fastest checkpoint S whose arena fits ``budget_bytes``.
+
+    ``fptt`` / ``checkpoint`` are None when nothing of that kind fits; ``least`` then names
+    the smallest arena of each kind. Latency: cycles on ``soc`` (the hardware model).
+    """
+
+    budget_bytes: int
+    dtype: str
+    soc: str
+    clock_hz: float
+    fptt: ScheduleOption | None
+    checkpoint: ScheduleOption | None
+    least: dict[str, ScheduleOption]
+    options: list[ScheduleOption] = field(default_factory=list, repr=False)
+
+    def to_dict(self, options: bool = False) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "budget_bytes": self.budget_bytes,
+            "dtype": self.dtype,
+            "soc": self.soc,
+            "clock_hz": self.clock_hz,
+            "latency_unit": LATENCY_UNIT,
+            "counted": "the training pass's arena (memory plan); inputs and state image excluded",
+            "fptt": None if self.fptt is None else self.fptt.to_dict(self.clock_hz),
+            "checkpoint": (
+                None if self.checkpoint is None else self.checkpoint.to_dict(self.clock_hz)
+            ),
+            "least": {k: v.to_dict(self.clock_hz) for k, v in self.least.items()},
+        }
+        if options:
+            record["options"] = [o.to_dict(self.clock_hz) for o in self.options]
+        return record
+
+
+def compare_at_budget(
+    net: NetworkSpec,
+    run: RunSpec,
+    budget_bytes: int,
+    soc: Any,
+    soc_name: str,
+    plans: Sequence[str] = BUDGET_PLANS,
+) -> Comparison:
+    """For an arena budget, the fastest FPTT (K, plan) and the fastest checkpoint S that fit.
+
+    ``run`` gives B, T and the dtype; ``soc`` (an :class:`edgefptt.hw.SoCSpec` of the same
+    dtype) the hardware the latency is modelled on. FPTT: every K of 1..T with the lifetime
+    and recompute plans of the exact schedule (the fastest K of each longest partition L).
+    Checkpoint: for every longest segment L, the fewest segments S = ceil(T/L) that reach it
+    (more segments of the same L need more memory and more per-segment kernels); only those
+    that fit are costed. Ties go to fewer bytes, then the smaller K or S.
+    """
+    if isinstance(budget_bytes, bool) or not isinstance(budget_bytes, int) or budget_bytes < 1:
+        raise ConfigError(
+            f"a memory budget must be a positive number of bytes (got {budget_bytes!r})"
+        )
+    dtype = run.dtype
+    if soc.dtype != dtype:
+        raise ConfigError(
+            f"the SoC {soc_name} computes in {soc.dtype} but the run is {dtype}; give "
+            f"--dtype {soc.dtype} or another --soc"
+        )
+    plans = _distinct(plans, BUDGET_PLANS, "plan")
+    t, batch = run.seq_len, run.batch_size
+    options: list[ScheduleOption] = []
+    for plan in plans:
+        fastest: dict[int, tuple[float, int]] = {}  # L -> (cycles, K)
+        for k in range(1, t + 1):
+            base, extra = divmod(t, k)
+            cycles = (k - extra) * _soc_unit_cycles(net, batch, base, plan, soc)
+            if extra:
+                cycles += extra * _soc_unit_cycles(net, batch, base + 1, plan, soc)
+            length = -(-t // k)
+            if length not in fastest or (cycles, k) < fastest[length]:
+                fastest[length] = (cycles, k)
+        for length, (cycles, k) in fastest.items():
+            arena = _unit_arena(net, batch, length, plan, dtype)
+            options.append(
+                ScheduleOption("fptt", plan, k, length, arena, cycles, arena <= budget_bytes)
+            )
+    for s in sorted({-(-t // length) for length in range(1, t + 1)}):
+        ckpt = run.model_copy(update={"schedule": "checkpoint", "partitions": 1, "segments": s})
+        arena = checkpoint_arena_bytes(net, ckpt)
+        fits = arena <= budget_bytes
+        cycles = checkpoint_pass_cycles(net, ckpt, soc) if fits else None  # costed if it fits
+        options.append(
+            ScheduleOption(
+                "checkpoint", "lifetime", s, ckpt.max_segment_len, arena, cycles, fits
+            )
+        )  # fmt: skip
+
+    def rank(o: ScheduleOption) -> tuple[float, int, int]:
+        return (o.latency if o.latency is not None else float("inf"), o.arena_bytes, o.count)
+
+    best: dict[str, ScheduleOption | None] = {}
+    least: dict[str, ScheduleOption] = {}
+    for kind in ("fptt", "checkpoint"):
+        mine = [o for o in options if o.schedule == kind]
+        fitting = [o for o in mine if o.fits]
+        best[kind] = min(fitting, key=rank) if fitting else None
+        least[kind] = min(mine, key=lambda o: (o.arena_bytes, o.count))
+    if best["fptt"] is None and best["checkpoint"] is None:
+        smallest = min(least.values(), key=lambda o: o.arena_bytes)
+        what = "K" if smallest.schedule == "fptt" else "S"
+        raise BudgetError(
+            f"a memory budget of {budget_bytes:,} bytes is too small for the training arena: "
+            f"the least is {smallest.arena_bytes:,} bytes ({smallest.schedule}, "
+            f"{what}={smallest.count}); raise the budget or shrink --hidden/--batch"
+        )
+    return Comparison(
+        budget_bytes, dtype, soc_name, soc.clock_hz, best["fptt"], best["checkpoint"], least,
+        options,
+    )  # fmt: skip
+
+
+def checkpoint_arena_bytes(net: NetworkSpec, run: RunSpec) -> int:
+    """The lifetime arena of the checkpoint schedule, by the formula of docs/workload.md.
+
+    s * [2P + 2BH(S + 2) + (L+1)B(I+2H) + 9LBH] (S counted as 0 when S = 1), valid when a
+    segment's dpre (4LBH elements) can hold the logits, dy and loss (2BC + 1); otherwise the
+    workload is built and planned (tests/test_checkpoint_schedule.py checks both ways against
+    the planner).
+    """
+    i, h, c, b = net.input_size, net.hidden_size, net.num_classes, run.batch_size
+    s, length = run.num_segments, run.max_segment_len
+    if 4 * length * b * h < 2 * b * c + 1:
+        from edgefptt.workload import build_workload
+
+        return lifetime_plan(build_workload(net, run)).total_bytes
+    stored = s if s > 1 else 0
+    elements = 2 * net.num_params + 2 * b * h * (stored + 2)
+    elements += (length + 1) * b * (i + 2 * h) + 9 * length * b * h
+    return elements * run.element_bytes
+
+
+def checkpoint_pass_cycles(net: NetworkSpec, run: RunSpec, soc: Any) -> float:
+    """Modelled cycles of one checkpoint-schedule pass on ``soc``, from short workloads.
+
+    A segment's kernels depend only on its length l, and the pass's other kernels not at all,
+    so with c1(l) the cost of a one-segment pass of l steps and c2(l) that of a two-segment
+    pass of 2l steps (which adds one recomputed segment), a pass of segments l_0..l_{S-1}
+    costs c1(l_{S-1}) + sum over s < S-1 of (c2(l_s) - c1(l_s)).
+    """
+    from edgefptt.train.partition import partition_bounds
+
+    bounds = partition_bounds(run.seq_len, run.num_segments)
+    lengths = [stop - start for start, stop in bounds]
+    batch = run.batch_size
+    cycles = _checkpoint_unit_cycles(net, batch, lengths[-1], 1, soc)
+    for length in lengths[:-1]:
+        cycles += _checkpoint_unit_cycles(net, batch, length, 2, soc)
+        cycles -= _checkpoint_unit_cycles(net, batch, length, 1, soc)
+    return cycles
+
+
+@lru_cache(maxsize=4096)
+def _checkpoint_unit(net: NetworkSpec, batch: int, length: int, segments: int) -> Any:
+    """The kernel summary of a checkpoint pass of ``segments`` segments of ``length`` steps."""
+    from edgefptt.hw import summarize
+    from edgefptt.workload.checkpoint import build_checkpoint
+
+    run = RunSpec(
+        batch_size=batch, seq_len=segments * length, schedule="checkpoint", segments=segments
+    )
+    return summarize(build_checkpoint(net, run))
+
+
+def _checkpoint_unit_cycles(
+    net: NetworkSpec, batch: int, length: int, segments: int, soc: Any
+) -> float:
+    from edgefptt.hw import group_cycles
+
+    return float(sum(group_cycles(_checkpoint_unit(net, batch, length, segments), soc).values()))
+
+
+def _soc_unit_cycles(net: NetworkSpec, batch: int, length: int, plan: str, soc: Any) -> float:
+    """One exact partition of ``length`` steps on ``soc`` (see :func:`_unit`)."""
+    from edgefptt.hw import group_cycles
+
+    return float(sum(group_cycles(_unit(net, batch, length, plan)[0], soc).values()))

@@ -14,6 +14,8 @@ import jinja2
 
 from edgefptt.report import (
     c_section,
+    ckpt_section,
+    gpu_section,
     hardware_section,
     headline_section,
     memory_section,
@@ -58,6 +60,13 @@ SECTIONS = [
         ("train_epochs", "train_ks", "hidden", "train_limit", "dataset", "data_dir"),
     ),
     Section(
+        "ckpt",
+        "FPTT against checkpointed BPTT at equal memory",
+        ckpt_section.compute,
+        ckpt_section.render,  # reads the training section's runs (ctx.shared) when rendering
+        ("train_epochs", "train_ks", "hidden", "train_limit", "quick"),
+    ),
+    Section(
         "c_runtime",
         "Generated C against PyTorch on this host",
         c_section.compute,
@@ -65,6 +74,17 @@ SECTIONS = [
         ("quick",),
     ),
 ]
+if gpu_section.available():  # only where a CUDA GPU is present
+    SECTIONS.append(
+        Section(
+            "gpu",
+            "Training passes on this machine's GPU against K",
+            gpu_section.compute,
+            gpu_section.render,
+            ("quick",),
+            compute_last=True,  # after c_runtime, whose C timings it shows beside its own
+        )
+    )
 
 
 def report_settings(quick: bool, **overrides: Any) -> dict[str, Any]:

@@ -46,3 +46,14 @@ def plain_log_y(ax) -> None:
     ax.yaxis.set_minor_formatter(
         FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "25" else "")
     )
+
+
+def plain_log_x(ax) -> None:
+    """Log-scaled x axis with plain numbers rather than powers of ten."""
+    from matplotlib.ticker import FuncFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(
+        FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "25" else "")
+    )

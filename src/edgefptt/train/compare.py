@@ -5,9 +5,33 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import ValidationError
+
 from edgefptt.data import SequenceData
-from edgefptt.train.config import TrainConfig
+from edgefptt.errors import ConfigError
+from edgefptt.train.config import TrainConfig, describe_validation_error
 from edgefptt.train.loop import TrainCallbacks, TrainResult, fit, load_data
+
+# Options that belong to one algorithm only: a variant of another algorithm drops the base's
+# value (None is each option's "not given") unless the variant sets the option itself.
+ALGORITHM_ONLY: dict[str, str] = {"segments": "bptt-ckpt"}
+
+
+def variant_config(base: TrainConfig, name: str, overrides: dict[str, Any]) -> TrainConfig:
+    """``base`` updated by ``overrides`` and validated again.
+
+    Settings of the base that do not apply to the variant's algorithm are dropped (a bptt-ckpt
+    base's ``segments`` for a ``fptt`` variant); anything else invalid, such as a variant that
+    sets ``segments`` with another algorithm, is a one-line ConfigError naming the variant.
+    """
+    options = {**base.model_dump(), **overrides}
+    for option, algorithm in ALGORITHM_ONLY.items():
+        if option not in overrides and options.get("algorithm") != algorithm:
+            options[option] = None
+    try:
+        return TrainConfig.model_validate(options)
+    except ValidationError as exc:
+        raise ConfigError(f"variant {name!r}: {describe_validation_error(exc)}") from None
 
 
 def compare(
@@ -16,13 +40,15 @@ def compare(
     data: SequenceData | None = None,
     callbacks: Callable[[str], TrainCallbacks] | None = None,
 ) -> dict[str, TrainResult]:
-    """Train ``base`` updated by each variant (name -> overrides) on the same data."""
+    """Train ``base`` updated by each variant (name -> overrides) on the same data.
+
+    Every variant is validated (:func:`variant_config`) before any training starts.
+    """
+    configs = {name: variant_config(base, name, o) for name, o in variants.items()}
     if data is None:
         data = load_data(base)
     results = {}
-    for name, overrides in variants.items():
-        config = base.model_copy(update=overrides)
-        config = TrainConfig.model_validate(config.model_dump())
+    for name, config in configs.items():
         results[name] = fit(config, data, callbacks=None if callbacks is None else callbacks(name))
     return results
 

@@ -232,8 +232,18 @@ class FPTT:
                             f"FPTT state '{key}' has shape {tuple(entry[key].shape)}, "
                             f"parameter has {tuple(p.shape)}"
                         )
-                    self.state[p][key] = entry[key].detach().to(torch.float32, copy=True)
+                    self.state[p][key] = (
+                        entry[key].detach().to(device=p.device, dtype=torch.float32, copy=True)
+                    )
         self._index_state()
+
+    def to(self, device: torch.device | str) -> FPTT:
+        """Move W_bar and lam to ``device`` (after moving the parameters there); returns self."""
+        for st in self.state.values():
+            for key in ("w_bar", "lam"):
+                st[key] = st[key].to(device)
+        self._index_state()
+        return self
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]
@@ -248,3 +258,73 @@ def _check_hyper(group: dict[str, Any]) -> None:
         raise ConfigError(f"FPTT alpha must be > 0 (got {group['alpha']})")
     if not 0 < group["beta"] <= 1:
         raise ConfigError(f"FPTT beta must be in (0, 1] (got {group['beta']})")
+
+
+class OracleTargets:
+    """The auxiliary "oracle" soft targets of the reference FPTT code's MNIST/CIFAR training.
+
+    Kag & Saligrama's train.py (github.com/anilkagak2/FPTT) adds to partition p (of K, 0-based)
+    the term (1 - (p+1)/K) * mean over batch and classes of -q * log_softmax(logits), where q is
+    a soft target per sample. For the last partition q is the one-hot label (and its weight is
+    zero). For the others q is the uniform distribution during the first ``uniform_epochs``
+    epochs, then a table entry: for the label's class and partition p, the softmax output of
+    the most recent misclassified training sample of that class (the first one in each batch
+    order). The table starts at zeros and is updated at every partition but the last, after q
+    has been read for the batch. This class keeps that table and says what q is.
+    """
+
+    def __init__(self, num_classes: int, num_partitions: int, uniform_epochs: int = 19) -> None:
+        if num_classes < 2:
+            raise ConfigError("the oracle loss needs a classifier with at least 2 classes")
+        self.num_classes = num_classes
+        self.num_partitions = num_partitions
+        self.uniform_epochs = uniform_epochs
+        self.table = torch.zeros(num_classes, num_partitions, num_classes, dtype=torch.float32)
+
+    def weight(self, p: int) -> float:
+        """The oracle term's weight in partition ``p``: 1 - (p+1)/K."""
+        return 1.0 - (p + 1) / self.num_partitions
+
+    def targets(self, labels: torch.Tensor, p: int, epoch: int) -> torch.Tensor:
+        """q for each sample (B, C) in partition ``p`` of 0-based ``epoch`` (a copy)."""
+        if p >= self.num_partitions - 1:
+            return torch.nn.functional.one_hot(labels, self.num_classes).to(torch.float32)
+        if epoch < self.uniform_epochs:
+            return torch.full(
+                (len(labels), self.num_classes), 1.0 / self.num_classes, device=labels.device
+            )
+        return self.table[labels.cpu(), p].to(labels.device)
+
+    @torch.no_grad()
+    def update(self, probs: torch.Tensor, labels: torch.Tensor, p: int) -> None:
+        """Take, per class, the first misclassified sample's softmax ``probs`` of this batch."""
+        if p >= self.num_partitions - 1:
+            return
+        probs = probs.detach().to("cpu", torch.float32)
+        labels = labels.cpu()
+        wrong = probs.argmax(dim=-1) != labels
+        filled: set[int] = set()
+        for j in torch.nonzero(wrong).flatten().tolist():
+            label = int(labels[j])
+            if label not in filled:
+                self.table[label, p] = probs[j]
+                filled.add(label)
+                if len(filled) == self.num_classes:
+                    break
+
+    def loss(self, logits: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        """mean(-q * log_softmax(logits)) over samples and classes (unweighted)."""
+        log_probs = torch.nn.functional.log_softmax(logits.float(), dim=-1)
+        return torch.mean(-q * log_probs)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"table": self.table.clone(), "uniform_epochs": self.uniform_epochs}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        table = state["table"]
+        if tuple(table.shape) != tuple(self.table.shape):
+            raise ConfigError(
+                f"oracle table has shape {tuple(table.shape)}, expected {tuple(self.table.shape)}"
+            )
+        self.table = table.detach().to(torch.float32, copy=True)
+        self.uniform_epochs = int(state["uniform_epochs"])

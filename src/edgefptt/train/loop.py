@@ -3,6 +3,9 @@
 - ``bptt``: the whole sequence, one loss at its last step, one optimizer step per batch.
 - ``tbptt``: K chunks; at each chunk's end a loss at that step, a backward pass and an optimizer
   step; the state is carried across chunks detached. No regularizer.
+- ``bptt-ckpt``: ``bptt``'s gradient and step, but only the states at the boundaries of S
+  segments are kept and each segment is recomputed in the backward pass
+  (:mod:`edgefptt.train.checkpointed`).
 - ``fptt``: like ``tbptt`` plus the FPTT regularizer and state update, a loss weight of
   (p+1)/K for partition p (``ramp``) or 1 (``last``), and evaluation with W_bar.
 
@@ -39,10 +42,24 @@ from edgefptt.errors import CheckpointError, ConfigError, NonFiniteLossError, Tr
 from edgefptt.learn.order import EarlyStop, SplitMix64, batches_per_epoch, epoch_lr
 from edgefptt.learn.order import epoch_permutation as device_permutation
 from edgefptt.models import SequenceClassifier, edge_to_model
-from edgefptt.train.checkpoint import load_checkpoint, save_checkpoint, write_jsonl
+from edgefptt.train.checkpoint import (
+    RESUME_ENTRIES,
+    load_checkpoint,
+    save_checkpoint,
+    write_jsonl,
+)
+from edgefptt.train.checkpointed import checkpointed_backward, segment_bounds
 from edgefptt.train.config import TrainConfig
-from edgefptt.train.fptt import FPTT
-from edgefptt.train.memory import SavedTensorMeter, parameter_state_bytes
+from edgefptt.train.distributed import (
+    Parallel,
+    autocast,
+    evaluate_sharded,
+    local_rank,
+    resolve_device,
+    to_cpu,
+)
+from edgefptt.train.fptt import FPTT, OracleTargets
+from edgefptt.train.memory import CudaPeakMeter, SavedTensorMeter, parameter_state_bytes
 from edgefptt.train.partition import detach_state, partition_bounds
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -51,9 +68,20 @@ METRICS_NAME = "metrics.jsonl"
 REGRESSION_TOLERANCE = 0.04
 # Settings that may differ between a run and its resumption. The number of epochs may change
 # only under a constant learning rate: the other schedules are laid out over the whole run.
-RESUMABLE_CHANGES = {"data_dir", "eval_batch_size", "cache_dir"}
+RESUMABLE_CHANGES = {"data_dir", "eval_batch_size", "cache_dir", "device"}
 # Settings added after checkpoint version 1 was fixed, with the value older checkpoints had.
-LATER_SETTINGS = {"recipe": "host", "lr_step": None, "init": None, "patience": 0}
+LATER_SETTINGS = {
+    "recipe": "host",
+    "lr_step": None,
+    "init": None,
+    "patience": 0,
+    "segments": None,
+    "device": "auto",
+    "precision": "fp32",
+    "oracle_loss": False,
+    "oracle_uniform_epochs": 19,
+    "epoch_end_average": False,
+}
 
 
 class TrainCallbacks:
@@ -82,6 +110,10 @@ class TrainResult:
     # FPTT evaluates with W_bar: per-class metrics after the run need this state too.
     fptt: FPTT | None = field(default=None, repr=False)
     stopped_early: bool = False
+    # bptt-ckpt: the number of checkpointed segments used (None for the other algorithms)
+    segments: int | None = None
+    device: str = "cpu"
+    world_size: int = 1
 
     @property
     def final_test_accuracy(self) -> float:
@@ -100,7 +132,10 @@ class TrainResult:
         return {
             "dataset": self.dataset,
             "algorithm": self.config["algorithm"],
-            "partitions": 1 if self.config["algorithm"] == "bptt" else self.config["partitions"],
+            "partitions": 1
+            if self.config["algorithm"] in ("bptt", "bptt-ckpt")
+            else self.config["partitions"],
+            "segments": self.segments,
             "final_test_accuracy": self.final_test_accuracy,
             "final_test_loss": self.history[-1]["test_loss"],
             "peak_activation_bytes": self.peak_activation_bytes,
@@ -108,6 +143,8 @@ class TrainResult:
             "param_state": self.param_state,
             "mean_epoch_wall_s": sum(r["wall_s"] for r in self.history) / len(self.history),
             "stopped_early": self.stopped_early,
+            "device": self.device,
+            "world_size": self.world_size,
             "epochs": self.history,
             "checkpoint": self.checkpoint,
             "config": self.config,
@@ -175,9 +212,11 @@ def evaluate(
     x_all, y_all = (data.test_x, data.test_y) if split == "test" else (data.train_x, data.train_y)
     was_training = model.training
     model.eval()
+    device = next(model.parameters()).device
     total_loss, correct = 0.0, 0
     for start in range(0, len(x_all), batch_size):
         x, y = x_all[start : start + batch_size], y_all[start : start + batch_size]
+        x, y = x.to(device), y.to(device)
         outputs, _ = model(x)
         total_loss += float(task_loss(data, outputs, y)) * len(x)
         correct += count_correct(data, outputs, y)
@@ -284,6 +323,15 @@ class Trainer:
             load_initial_weights(self.model, config, data)
         if self.device:
             one_bias_per_gate(self.model)
+        if (config.oracle_loss or config.epoch_end_average) and config.algorithm != "fptt":
+            raise ConfigError("--oracle-loss and --epoch-end-average belong to --algorithm fptt")
+        if config.oracle_loss and data.task != "classification":
+            raise ConfigError(f"--oracle-loss needs a classifier; {data.name} is a {data.task}")
+        self.parallel = Parallel.current()
+        self.torch_device = resolve_device(
+            config.device, local_rank() if self.parallel.active else 0
+        )
+        self.model.to(self.torch_device)
         self.optimizer = build_optimizer(config, self.model)
         self.scheduler = build_scheduler(config, self.optimizer)
         self.fptt = (
@@ -297,7 +345,19 @@ class Trainer:
             else None
         )
         self.bounds = partition_bounds(data.seq_len, config.effective_partitions)
+        # bptt-ckpt: the checkpointed segments (validates S against T)
+        self.segments = (
+            segment_bounds(data.seq_len, config.segments)
+            if config.algorithm == "bptt-ckpt"
+            else None
+        )
         self.meter = SavedTensorMeter(exclude=self.model.parameters())
+        self.cuda_meter = CudaPeakMeter(self.torch_device)
+        self.oracle = (
+            OracleTargets(data.num_outputs, len(self.bounds), config.oracle_uniform_epochs)
+            if config.oracle_loss
+            else None
+        )
         # progress: the epoch under way (0-based), the next batch in it, its running sums
         self.epoch = 0
         self.next_batch = 0
@@ -318,8 +378,10 @@ class Trainer:
     def save(self) -> None:
         if self.checkpoint_path is None:
             return
-        save_checkpoint(
-            self.checkpoint_path,
+        if not self.parallel.is_main:  # rank 0 writes; the others wait until it has
+            self.parallel.barrier()
+            return
+        payload = to_cpu(
             {
                 "config": self.config.model_dump(),
                 "data": {
@@ -333,6 +395,7 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
                 "fptt": None if self.fptt is None else self.fptt.state_dict(),
+                "oracle": None if self.oracle is None else self.oracle.state_dict(),
                 # which parameters the FPTT state belongs to, in its order (W_bar for export)
                 "fptt_params": [n for n, p in self.model.named_parameters() if p.requires_grad],
                 "order": {
@@ -345,14 +408,18 @@ class Trainer:
                 "next_batch": self.next_batch,
                 "partial": dict(self.partial),
                 "history": list(self.history),
-            },
+            }
         )
+        save_checkpoint(self.checkpoint_path, payload)  # type: ignore[arg-type]
+        self.parallel.barrier()
 
     def restore(self) -> None:
         """Continue from ``out_dir/checkpoint.pt``; settings must match except RESUMABLE_CHANGES."""
         if self.checkpoint_path is None:
             raise ConfigError("resuming needs an output directory (--out)")
-        saved = load_checkpoint(self.checkpoint_path)
+        saved = load_checkpoint(
+            self.checkpoint_path, RESUME_ENTRIES, missing="train without --resume first"
+        )
         mine = self.config.model_dump()
         theirs = {**LATER_SETTINGS, **saved["config"]}
         # A constant or stepped (device) learning rate does not depend on the number of epochs.
@@ -374,7 +441,9 @@ class Trainer:
             self.scheduler.load_state_dict(saved["scheduler"])
             if self.fptt is not None:
                 self.fptt.load_state_dict(saved["fptt"])
-        except (KeyError, RuntimeError, ValueError) as exc:
+            if self.oracle is not None:
+                self.oracle.load_state_dict(saved["oracle"])
+        except (KeyError, TypeError, RuntimeError, ValueError) as exc:
             raise CheckpointError(
                 f"{self.checkpoint_path} does not fit this model: {exc}"
             ) from None
@@ -383,35 +452,71 @@ class Trainer:
         self.partial = {k: float(v) for k, v in saved["partial"].items()}
         self.history = list(saved["history"])
         order = saved.get("order")
-        if order is not None:
-            self.prng.state = int(order["prng_state"])
-            self.epoch_key = None if order["key"] is None else int(order["key"])
-            self.key_epoch = int(order["key_epoch"])
-        elif self.device:
+        try:
+            if order is not None:
+                self.prng.state = int(order["prng_state"])
+                self.epoch_key = None if order["key"] is None else int(order["key"])
+                self.key_epoch = int(order["key_epoch"])
+            early = saved.get("early_stop")
+            if early is not None:
+                self.early_stop.load_state_dict(early)
+                self.stopped_early = bool(early.get("stopped", False))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(
+                f"{self.checkpoint_path}: its order or early_stop entry lacks or mistypes "
+                f"{exc}; the file is damaged"
+            ) from None
+        if order is None and self.device:
             raise CheckpointError(f"{self.checkpoint_path} lacks the device recipe's PRNG state")
-        early = saved.get("early_stop")
-        if early is not None:
-            self.early_stop.load_state_dict(early)
-            self.stopped_early = bool(early.get("stopped", False))
 
     # ------------------------------------------------------------------ one batch
     def train_batch(
-        self, x: torch.Tensor, y: torch.Tensor, measure: bool
+        self, x: torch.Tensor, y: torch.Tensor, measure: bool, global_size: int | None = None
     ) -> tuple[float, int, int]:
-        """Train on one batch; returns (final-step loss, correct predictions, peak saved bytes)."""
-        config, fptt = self.config, self.fptt
+        """Train on one batch; returns (final-step loss, correct predictions, peak saved bytes).
+
+        Under data parallelism ``x`` and ``y`` are this rank's shard of a global batch of
+        ``global_size`` samples; the loss and the correct count returned are the global batch's.
+        """
+        if self.segments is not None:
+            return self._train_checkpointed(x, y, measure)
+        config, fptt, parallel = self.config, self.fptt, self.parallel
         num_parts = len(self.bounds)
+        x, y = x.to(self.torch_device), y.to(self.torch_device)
+        # this rank's share of the global batch: its mean loss is scaled so that the summed
+        # gradients are those of the global batch's mean loss
+        share = len(y) / (global_size or len(y)) if parallel.active else 1.0
         state = None
-        peak = 0
+        peak = self.cuda_meter.peak_bytes = 0
         loss_value, correct = math.nan, 0
         for p, (start, stop) in enumerate(self.bounds):
             self.optimizer.zero_grad(set_to_none=True)
-            with self.meter.measure() if measure else contextlib.nullcontext():
-                outputs, state = self.model(x[:, start:stop], state)
-                loss = task_loss(self.data, outputs, y)
-            if measure:
-                peak = max(peak, self.meter.saved_bytes)
-            loss_value = float(loss.detach())
+            loss_value, outputs = 0.0, None
+            if len(y) > 0:  # a rank's shard of a short last batch may be empty
+                with (
+                    self.meter.measure() if measure else contextlib.nullcontext(),
+                    self.cuda_meter.measure(measure),
+                    autocast(self.torch_device, config.precision),
+                ):
+                    outputs, state = self.model(x[:, start:stop], state)
+                    loss = task_loss(self.data, outputs, y)
+                if measure:
+                    peak = max(peak, self.meter.saved_bytes)
+                loss_value = float(loss.detach())
+                weight = (p + 1) / num_parts if fptt and config.loss_weighting == "ramp" else 1.0
+                total = loss * weight if weight != 1.0 else loss
+                if self.oracle is not None:
+                    q = self.oracle.targets(y, p, self.epoch)
+                    total = total + self.oracle.weight(p) * self.oracle.loss(outputs, q)
+                (total * share if share != 1.0 else total).backward()
+            if self.oracle is not None:  # the table sees the global batch, in batch order
+                probs = torch.zeros(0, self.data.num_outputs, device=self.torch_device)
+                if outputs is not None:
+                    probs = torch.softmax(outputs.detach().float(), dim=-1)
+                self.oracle.update(parallel.gather_rows(probs), parallel.gather_rows(y), p)
+            if parallel.active:
+                summed = parallel.reduce_gradients(trainable(self.model), [loss_value * len(y)])
+                loss_value = summed[0] / (global_size or 1)
             if not math.isfinite(loss_value):
                 where = f"epoch {self.epoch + 1}, batch {self.next_batch + 1}, partition {p + 1}"
                 kept = (
@@ -424,8 +529,6 @@ class Trainer:
                     f"loss became {loss_value} at {where}; {advice}{kept}",
                     checkpoint=str(self.checkpoint_path) if kept else None,
                 )
-            weight = (p + 1) / num_parts if fptt and config.loss_weighting == "ramp" else 1.0
-            (loss * weight if weight != 1.0 else loss).backward()
             if fptt is not None:
                 fptt.add_penalty_grad_()
             if config.clip is not None:
@@ -434,9 +537,44 @@ class Trainer:
             if fptt is not None:
                 fptt.step()
             state = detach_state(state)
-            if p == num_parts - 1:
+            if p == num_parts - 1 and outputs is not None:
                 correct = count_correct(self.data, outputs.detach(), y)
+        if parallel.active:
+            correct = round(parallel.sum([correct])[0])
+        if measure and self.torch_device.type == "cuda":
+            self.partial["peak_cuda_bytes"] = max(
+                self.partial.get("peak_cuda_bytes", 0.0), parallel.max(self.cuda_meter.peak_bytes)
+            )
         return loss_value, correct, peak
+
+    def _train_checkpointed(
+        self, x: torch.Tensor, y: torch.Tensor, measure: bool
+    ) -> tuple[float, int, int]:
+        """bptt-ckpt: one exact BPTT step, segment-boundary states kept, segments recomputed."""
+        assert self.segments is not None
+        if self.parallel.active:
+            raise ConfigError(
+                "--algorithm bptt-ckpt trains in one process; run it without torchrun"
+            )
+        x, y = x.to(self.torch_device), y.to(self.torch_device)
+        self.optimizer.zero_grad(set_to_none=True)
+        with autocast(self.torch_device, self.config.precision):
+            step = checkpointed_backward(
+                self.model, x, lambda out: task_loss(self.data, out, y), self.segments, measure
+            )
+        loss_value = float(step.loss)
+        if not math.isfinite(loss_value):
+            kept = self.checkpoint_path is not None and self.checkpoint_path.exists()
+            raise NonFiniteLossError(
+                f"loss became {loss_value} at epoch {self.epoch + 1}, batch "
+                f"{self.next_batch + 1}; lower --lr or set --clip"
+                + (f"; last good checkpoint: {self.checkpoint_path}" if kept else ""),
+                checkpoint=str(self.checkpoint_path) if kept else None,
+            )
+        if self.config.clip is not None:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip)
+        self.optimizer.step()
+        return loss_value, count_correct(self.data, step.outputs, y), step.peak_bytes
 
     # ------------------------------------------------------------------ epochs
     def _epoch_order(self, epoch: int) -> torch.Tensor:
@@ -471,7 +609,7 @@ class Trainer:
                 self.callbacks.on_epoch_start(self.epoch + 1, num_batches, self.next_batch)
                 measured = False
                 while self.next_batch < num_batches:
-                    if interrupt.raised:
+                    if self.parallel.any(interrupt.raised):
                         self.save()
                         where = f"epoch {self.epoch + 1}, batch {self.next_batch + 1}"
                         saved = self.checkpoint_path
@@ -484,14 +622,17 @@ class Trainer:
                             ),
                             checkpoint=None if saved is None else str(saved),
                         )
-                    started = time.perf_counter()
+                    started, cpu_started = time.perf_counter(), time.process_time()
                     index = order[self.next_batch * config.batch_size :][: config.batch_size]
+                    mine = self.parallel.shard(index)
+                    # the global batch's size matters only when it is sharded
+                    sharded = {"global_size": len(index)} if self.parallel.active else {}
                     loss, correct, peak = self.train_batch(
-                        data.train_x[index], data.train_y[index], measure=not measured
+                        data.train_x[mine], data.train_y[mine], measure=not measured, **sharded
                     )
-                    if not measured:
+                    if not measured:  # per process: the largest over ranks
                         self.partial["peak_activation_bytes"] = max(
-                            self.partial.get("peak_activation_bytes", 0.0), float(peak)
+                            self.partial.get("peak_activation_bytes", 0.0), self.parallel.max(peak)
                         )
                         measured = True
                     p = self.partial
@@ -502,6 +643,9 @@ class Trainer:
                     p["correct"] = p.get("correct", 0.0) + correct
                     p["seen"] = p.get("seen", 0.0) + len(index)
                     p["wall_s"] = p.get("wall_s", 0.0) + time.perf_counter() - started
+                    # CPU seconds of this process (all its threads): steadier than wall time
+                    # on a machine that other work shares
+                    p["cpu_s"] = p.get("cpu_s", 0.0) + time.process_time() - cpu_started
                     self.next_batch += 1
                     self.callbacks.on_batch_end(self.epoch + 1, self.next_batch - 1, loss)
                 self._finish_epoch()
@@ -512,7 +656,12 @@ class Trainer:
         lr = self.optimizer.param_groups[0]["lr"]
         averaged = self.fptt.average() if self.fptt is not None else contextlib.nullcontext()
         with averaged:
-            test_loss, test_accuracy = evaluate(self.model, self.data, self.config.eval_batch_size)
+            test_loss, test_accuracy = evaluate_sharded(
+                evaluate, self.model, self.data, self.config.eval_batch_size, self.parallel
+            )
+        if self.fptt is not None and self.config.epoch_end_average:
+            self.fptt.load_average_()  # the reference code's epoch end: W <- W_bar, lam <- 0
+            self.fptt.reset_lambda_()
         if self.fptt is not None and self.config.reset_lambda:
             self.fptt.reset_lambda_()
         self.scheduler.step()
@@ -525,9 +674,12 @@ class Trainer:
             "test_accuracy": test_accuracy,
             "lr": lr,
             "wall_s": p["wall_s"],
+            "cpu_s": p.get("cpu_s", 0.0),
             "eval_s": time.perf_counter() - started,
             "peak_activation_bytes": int(p.get("peak_activation_bytes", 0)),
         }
+        if "peak_cuda_bytes" in p:
+            record["peak_cuda_bytes"] = int(p["peak_cuda_bytes"])
         self.history.append(record)
         if self.early_stop.update(test_loss):
             self.stopped_early = True
@@ -536,20 +688,29 @@ class Trainer:
         self.partial = {}
         if self.out_dir is not None:
             self.save()
-            write_jsonl(self.out_dir / METRICS_NAME, self.history)
+            if self.parallel.is_main:
+                write_jsonl(self.out_dir / METRICS_NAME, self.history)
         self.callbacks.on_epoch_end(record)
 
     def result(self) -> TrainResult:
         fptt_bytes = self.fptt.state_bytes() if self.fptt is not None else 0
+        param_state = parameter_state_bytes(self.model, self.optimizer, fptt_bytes)
+        if self.torch_device.type != "cpu":  # what callers do next (reports, export) is on CPU
+            self.model.to("cpu")
+            if self.fptt is not None:
+                self.fptt.to("cpu")
         return TrainResult(
             config=self.config.model_dump(),
             dataset=self.data.name,
             history=list(self.history),
-            param_state=parameter_state_bytes(self.model, self.optimizer, fptt_bytes),
+            param_state=param_state,
             checkpoint=None if self.checkpoint_path is None else str(self.checkpoint_path),
             model=self.model,
             fptt=self.fptt,
             stopped_early=self.stopped_early,
+            segments=None if self.segments is None else len(self.segments),
+            device=str(self.torch_device),
+            world_size=self.parallel.world_size,
         )
 
 

@@ -66,6 +66,31 @@ class SavedTensorMeter:
         return sum(_union_length(r) for r in self._ranges.values())
 
 
+class CudaPeakMeter:
+    """Peak CUDA memory allocated in :meth:`measure` blocks, above the level at their start.
+
+    On a GPU this is what a partition's forward pass adds to the allocator's peak: the tensors
+    saved for backward plus the kernels' transient buffers (cuDNN workspaces among them). On
+    any other device it measures nothing and stays 0.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.peak_bytes = 0
+
+    @contextmanager
+    def measure(self, enabled: bool = True) -> Iterator[None]:
+        if not enabled or self.device.type != "cuda":
+            yield
+            return
+        torch.cuda.synchronize(self.device)
+        torch.cuda.reset_peak_memory_stats(self.device)
+        start = torch.cuda.memory_allocated(self.device)
+        yield
+        torch.cuda.synchronize(self.device)
+        self.peak_bytes = max(self.peak_bytes, torch.cuda.max_memory_allocated(self.device) - start)
+
+
 def tensor_bytes(tensors: Iterable[torch.Tensor]) -> int:
     return sum(t.numel() * t.element_size() for t in tensors)
 

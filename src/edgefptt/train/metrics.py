@@ -21,9 +21,10 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.T
     was_training = model.training
     model.eval()
     out = []
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
     for start in range(0, len(x), batch_size):
-        logits, _ = model(x[start : start + batch_size])
-        out.append(logits.argmax(dim=-1))
+        logits, _ = model(x[start : start + batch_size].to(device))
+        out.append(logits.argmax(dim=-1).cpu())
     model.train(was_training)
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
 

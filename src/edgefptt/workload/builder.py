@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from edgefptt.config import NetworkSpec, RunSpec
+from edgefptt.config import NetworkSpec, RunSpec, layer_suffix
 from edgefptt.train.partition import partition_bounds
 from edgefptt.workload.kernels import (
     Buffer,
@@ -80,15 +80,20 @@ class Builder:
     def common_buffers(self) -> None:
         """Parameters, gradients, FPTT state, the carried (h, c), inputs, labels, loss."""
         net, run = self.net, self.run
+        trainable = set(net.trainable_params())
         for name, shape in net.param_shapes().items():
             self.buffer(name, shape, "parameter", "persistent")
-            self.buffer(f"{name}_grad", shape, "gradient", "persistent")
-            self.buffer(f"{name}_bar", shape, "fptt_state", "persistent")
-            self.buffer(f"{name}_lam", shape, "fptt_state", "persistent")
-        b, h = run.batch_size, net.hidden_size
+            if name in trainable:  # a frozen parameter has no gradient and no FPTT state
+                self.buffer(f"{name}_grad", shape, "gradient", "persistent")
+                self.buffer(f"{name}_bar", shape, "fptt_state", "persistent")
+                self.buffer(f"{name}_lam", shape, "fptt_state", "persistent")
+        b = run.batch_size
         # No gradient crosses a partition boundary, but h and c do: they outlive the partition.
-        self.buffer("h_carry", (b, h), "carried_state", "persistent")
-        self.buffer("c_carry", (b, h), "carried_state", "persistent")
+        for layer, spec in enumerate(net.stack):
+            sfx = layer_suffix(layer)
+            self.buffer(f"h_carry{sfx}", (b, spec.hidden_size), "carried_state", "persistent")
+            if spec.cell == "lstm":
+                self.buffer(f"c_carry{sfx}", (b, spec.hidden_size), "carried_state", "persistent")
         # Inputs stream from outside the arena; the time-major layout makes a partition one slice.
         self.buffer("x", (run.seq_len, b, net.input_size), "external", "persistent")
         self.buffer("labels", (b,), "external", "persistent", dtype="int32")
@@ -164,7 +169,7 @@ class Builder:
         """The fused FPTT-SGD loop over every parameter tensor (one kernel per tensor)."""
         self.phase = "update"
         run = self.run
-        for name in PARAMS:
+        for name in self.net.trainable_params():
             views = [self.view(n) for n in (name, f"{name}_grad", f"{name}_bar", f"{name}_lam")]
             self.add(
                 "fptt_sgd",

@@ -284,6 +284,106 @@ void ef_lstm_cell_backward(ef_ctx *ctx, int rows, int units, const ef_elem *dh, 
     }
 }
 
+/* GRU (torch's equations, gates r, z, n): the pre-activation block of a row is
+ * r_pre | z_pre | W_in x + b_in | hn = W_hn h + b_hn, each `units` wide. The forward writes
+ * r | z | n | hn in its place (hn unchanged) and h = n + z * (h_prev - n). */
+void ef_gru_cell_forward(ef_ctx *ctx, int rows, int units, const ef_elem *pre, int ld_pre,
+                         const ef_elem *h_prev, int ld_h_prev, ef_elem *act, int ld_act,
+                         ef_elem *h, int ld_h)
+{
+    float zr[EF_CHUNK], zz[EF_CHUNK], nx[EF_CHUNK], hn[EF_CHUNK], hp[EF_CHUNK], hv[EF_CHUNK];
+    for (int r = 0; r < rows; ++r) {
+        const ef_elem *z = pre + (size_t)r * ld_pre;
+        ef_elem *a = act + (size_t)r * ld_act; /* may alias z: a chunk is read before written */
+        ef_span s = my_span(ctx, first_col(ctx, r, units), units);
+        for (int q = 0; q < s.count; q += EF_CHUNK) {
+            int n = chunk_len(s, q);
+            size_t j = chunk_at(s, q);
+            gather(zr, z + j, s.step, n);
+            gather(zz, z + units + j, s.step, n);
+            gather(nx, z + 2 * units + j, s.step, n);
+            gather(hn, z + 3 * units + j, s.step, n);
+            gather(hp, h_prev + (size_t)r * ld_h_prev + j, s.step, n);
+            for (int l = 0; l < EF_CHUNK; ++l) {
+                float r_g = sigmoid(zr[l]), z_g = sigmoid(zz[l]);
+                float n_g = ef_r(EF_TANHF(ef_r(nx[l] + ef_r(r_g * hn[l]))));
+                zr[l] = r_g, zz[l] = z_g, nx[l] = n_g;
+                hv[l] = ef_r(n_g + ef_r(z_g * ef_r(hp[l] - n_g)));
+            }
+            scatter(a + j, zr, s.step, n);
+            scatter(a + units + j, zz, s.step, n);
+            scatter(a + 2 * units + j, nx, s.step, n);
+            scatter(a + 3 * units + j, hn, s.step, n);
+            scatter(h + (size_t)r * ld_h + j, hv, s.step, n);
+        }
+    }
+}
+
+/* The gate activations of a stored pre-activation block, in place (recomputation). */
+void ef_gru_gates(ef_ctx *ctx, int rows, int units, ef_elem *gates, int ld)
+{
+    float zr[EF_CHUNK], zz[EF_CHUNK], nx[EF_CHUNK], hn[EF_CHUNK];
+    for (int r = 0; r < rows; ++r) {
+        ef_elem *z = gates + (size_t)r * ld;
+        ef_span s = my_span(ctx, first_col(ctx, r, units), units);
+        for (int q = 0; q < s.count; q += EF_CHUNK) {
+            int n = chunk_len(s, q);
+            size_t j = chunk_at(s, q);
+            gather(zr, z + j, s.step, n);
+            gather(zz, z + units + j, s.step, n);
+            gather(nx, z + 2 * units + j, s.step, n);
+            gather(hn, z + 3 * units + j, s.step, n);
+            for (int l = 0; l < EF_CHUNK; ++l) {
+                float r_g = sigmoid(zr[l]);
+                zz[l] = sigmoid(zz[l]);
+                nx[l] = ef_r(EF_TANHF(ef_r(nx[l] + ef_r(r_g * hn[l]))));
+                zr[l] = r_g;
+            }
+            scatter(z + j, zr, s.step, n);
+            scatter(z + units + j, zz, s.step, n);
+            scatter(z + 2 * units + j, nx, s.step, n);
+        }
+    }
+}
+
+/* dpre = dr | dz | dn | dhn (pre-activation gradients) and dh_out = dh * z, the direct part of
+ * the gradient of h_prev (dh_out may alias dh). */
+void ef_gru_cell_backward(ef_ctx *ctx, int rows, int units, const ef_elem *dh, int ld_dh,
+                          const ef_elem *act, int ld_act, const ef_elem *h_prev, int ld_h_prev,
+                          ef_elem *dpre, int ld_dpre, ef_elem *dh_out, int ld_dh_out)
+{
+    float gr[EF_CHUNK], gz[EF_CHUNK], gn[EF_CHUNK], ghn[EF_CHUNK], dhv[EF_CHUNK], hp[EF_CHUNK];
+    for (int r = 0; r < rows; ++r) {
+        const ef_elem *a = act + (size_t)r * ld_act;
+        ef_elem *d = dpre + (size_t)r * ld_dpre;
+        ef_span s = my_span(ctx, first_col(ctx, r, units), units);
+        for (int q = 0; q < s.count; q += EF_CHUNK) {
+            int n = chunk_len(s, q);
+            size_t j = chunk_at(s, q);
+            gather(gr, a + j, s.step, n);
+            gather(gz, a + units + j, s.step, n);
+            gather(gn, a + 2 * units + j, s.step, n);
+            gather(ghn, a + 3 * units + j, s.step, n);
+            gather(dhv, dh + (size_t)r * ld_dh + j, s.step, n);
+            gather(hp, h_prev + (size_t)r * ld_h_prev + j, s.step, n);
+            for (int l = 0; l < EF_CHUNK; ++l) {
+                float r_g = gr[l], z_g = gz[l], n_g = gn[l], dh_v = dhv[l];
+                float d_n = ef_r(ef_r(dh_v * ef_r(1.0f - z_g)) * dtanh(n_g));
+                gr[l] = ef_r(ef_r(d_n * ghn[l]) * dsigmoid(r_g));
+                gz[l] = ef_r(ef_r(dh_v * ef_r(hp[l] - n_g)) * dsigmoid(z_g));
+                gn[l] = d_n;
+                ghn[l] = ef_r(d_n * r_g);
+                dhv[l] = ef_r(dh_v * z_g);
+            }
+            scatter(d + j, gr, s.step, n);
+            scatter(d + units + j, gz, s.step, n);
+            scatter(d + 2 * units + j, gn, s.step, n);
+            scatter(d + 3 * units + j, ghn, s.step, n);
+            scatter(dh_out + (size_t)r * ld_dh_out + j, dhv, s.step, n);
+        }
+    }
+}
+
 /* Stable softmax, dy = probs - onehot and the batch-mean cross-entropy, on hart 0. */
 void ef_softmax_xent(ef_ctx *ctx, int rows, int classes, const ef_elem *logits, int ld_logits,
                      const int32_t *labels, ef_elem *dy, int ld_dy, ef_elem *loss)
@@ -480,6 +580,20 @@ void ef_mul(ef_ctx *ctx, int rows, int cols, const ef_elem *a, int ld_a, const e
     gather(v, EF_AT(b, ld_b), s.step, n);
     for (int l = 0; l < EF_CHUNK; ++l)
         u[l] = ef_r(u[l] * v[l]);
+    scatter(EF_AT(out, ld_out), u, s.step, n);
+    EF_ROWS_END
+}
+
+/* out = a + b (a lower layer's dh: its own part plus the layer above's dx) */
+void ef_add(ef_ctx *ctx, int rows, int cols, const ef_elem *a, int ld_a, const ef_elem *b,
+            int ld_b, ef_elem *out, int ld_out)
+{
+    float u[EF_CHUNK], v[EF_CHUNK];
+    EF_ROWS_BEGIN(cols)
+    gather(u, EF_AT(a, ld_a), s.step, n);
+    gather(v, EF_AT(b, ld_b), s.step, n);
+    for (int l = 0; l < EF_CHUNK; ++l)
+        u[l] = ef_r(u[l] + v[l]);
     scatter(EF_AT(out, ld_out), u, s.step, n);
     EF_ROWS_END
 }

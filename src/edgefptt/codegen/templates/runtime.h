@@ -197,6 +197,14 @@ void ef_lstm_cell_backward(ef_ctx *ctx, int rows, int units, const ef_elem *dh, 
                            ef_elem *dc, int ld_dc, const ef_elem *act, int ld_act,
                            const ef_elem *c_prev, int ld_c_prev, const ef_elem *tanh_src,
                            int ld_tanh_src, int tanh_stored, ef_elem *dpre, int ld_dpre);
+/* GRU, torch's equations (gates r, z, n); see runtime.c. */
+void ef_gru_cell_forward(ef_ctx *ctx, int rows, int units, const ef_elem *pre, int ld_pre,
+                         const ef_elem *h_prev, int ld_h_prev, ef_elem *act, int ld_act,
+                         ef_elem *h, int ld_h);
+void ef_gru_gates(ef_ctx *ctx, int rows, int units, ef_elem *gates, int ld);
+void ef_gru_cell_backward(ef_ctx *ctx, int rows, int units, const ef_elem *dh, int ld_dh,
+                          const ef_elem *act, int ld_act, const ef_elem *h_prev, int ld_h_prev,
+                          ef_elem *dpre, int ld_dpre, ef_elem *dh_out, int ld_dh_out);
 void ef_softmax_xent(ef_ctx *ctx, int rows, int classes, const ef_elem *logits, int ld_logits,
                      const int32_t *labels, ef_elem *dy, int ld_dy, ef_elem *loss);
 void ef_record_loss(ef_ctx *ctx, float *losses, int partition, const ef_elem *loss);
@@ -214,6 +222,8 @@ void ef_sigmoid(ef_ctx *ctx, int rows, int cols, const ef_elem *src, int ld_src,
 void ef_tanh(ef_ctx *ctx, int rows, int cols, const ef_elem *src, int ld_src, ef_elem *dst,
              int ld_dst);
 void ef_mul(ef_ctx *ctx, int rows, int cols, const ef_elem *a, int ld_a, const ef_elem *b,
+            int ld_b, ef_elem *out, int ld_out);
+void ef_add(ef_ctx *ctx, int rows, int cols, const ef_elem *a, int ld_a, const ef_elem *b,
             int ld_b, ef_elem *out, int ld_out);
 void ef_cell_state(ef_ctx *ctx, int rows, int cols, const ef_elem *f, int ld_f,
                    const ef_elem *c_prev, int ld_c_prev, const ef_elem *i, int ld_i,

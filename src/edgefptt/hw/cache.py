@@ -1,0 +1,115 @@
+"""The Rocket tile's memory hierarchy as Chipyard configures it, and a random-replacement model.
+
+Parameters (docs/hardware.md gives the sources): L1 I and D caches of 64 sets x 4 ways x 64 B
+(rocket-chip ``DCacheParams``/``ICacheParams`` defaults, kept by ``WithNBigCores``), random
+replacement, a blocking D-cache (``nMSHRs = 0`` in ``WithNBigCores``: every miss stalls the
+core); a shared inclusive L2 of 512 KiB, 8 ways, 64 B lines (``WithInclusiveCache`` defaults,
+one bank, in Chipyard's ``AbstractConfig``). The miss latencies are not in those sources: see
+``L2_HIT_CYCLES`` and ``DRAM_CYCLES``.
+
+Miss model. With random replacement a line survives each miss in its set with probability
+``1 - 1/ways``. A line touched again after ``m`` misses spread over ``sets`` sets is gone with
+probability ``1 - (1 - 1/ways) ** (m / sets)`` (:meth:`CacheLevel.evict_probability`). A loop
+that sweeps ``n`` lines again and again misses on a fraction ``p`` of them with
+``p = evict(n p)``, the fixed point of :func:`sweep_miss_rate` (zero while the sweep fits).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+# Cycles the core stalls when an L1 miss hits in the L2, and in addition when the L2 misses
+# too. Not fitted (no CPU-only measurement is in the package) and not read from a source:
+# assumed from the structure (TileLink to the L2, its pipeline, 4 beats of 16 B back; FASED's
+# DDR3 model behind the memory bus). docs/hardware.md explains them.
+L2_HIT_CYCLES = 20.0
+DRAM_CYCLES = 80.0
+
+
+@dataclass(frozen=True, slots=True)
+class CacheLevel:
+    """One set-associative cache with random replacement."""
+
+    name: str
+    sets: int
+    ways: int
+    line_bytes: int = 64
+
+    @property
+    def lines(self) -> int:
+        return self.sets * self.ways
+
+    @property
+    def capacity_bytes(self) -> int:
+        return self.lines * self.line_bytes
+
+    @property
+    def spike_arg(self) -> str:
+        """Spike's ``sets:ways:block`` form of this cache."""
+        return f"{self.sets}:{self.ways}:{self.line_bytes}"
+
+    def evict_probability(self, misses_between: float | np.ndarray) -> float | np.ndarray:
+        """Chance that a line is gone after ``misses_between`` misses (random victims)."""
+        keep = 1.0 - 1.0 / self.ways
+        return 1.0 - np.power(keep, np.asarray(misses_between, dtype=float) / self.sets)
+
+
+@dataclass(frozen=True, slots=True)
+class Hierarchy:
+    """L1 instruction and data caches per core, one shared L2, DRAM behind it."""
+
+    l1i: CacheLevel
+    l1d: CacheLevel
+    l2: CacheLevel
+    l2_hit_cycles: float = L2_HIT_CYCLES
+    dram_cycles: float = DRAM_CYCLES
+
+    def stall_cycles(self, l1_misses: float, l2_misses: float) -> float:
+        """Cycles a blocking core waits for these misses (each L2 miss is also an L1 miss)."""
+        return l1_misses * self.l2_hit_cycles + l2_misses * self.dram_cycles
+
+    def spike_args(self) -> list[str]:
+        """The same caches for Spike's cache simulator."""
+        return [
+            f"--ic={self.l1i.spike_arg}",
+            f"--dc={self.l1d.spike_arg}",
+            f"--l2={self.l2.spike_arg}",
+        ]
+
+
+ROCKET_CHIPYARD = Hierarchy(
+    l1i=CacheLevel("L1I", sets=64, ways=4),
+    l1d=CacheLevel("L1D", sets=64, ways=4),
+    l2=CacheLevel("L2", sets=1024, ways=8),
+)
+
+
+def sweep_miss_rate(lines: float, level: CacheLevel, other_misses: float = 0.0) -> float:
+    """Fraction of ``lines`` that miss when the same lines are swept again and again.
+
+    Between two touches of a line the sweep misses ``lines * p`` times (plus ``other_misses``
+    from other data); ``p = evict(lines * p + other)`` is solved by fixed-point iteration from
+    p = 1, which converges to the largest root. A sweep that fits the cache and sees no other
+    misses does not miss.
+    """
+    if lines <= 0:
+        return 0.0
+    if lines <= level.lines and other_misses <= 0:
+        return 0.0
+    p = 1.0
+    for _ in range(200):
+        new = float(level.evict_probability(lines * p + other_misses))
+        if abs(new - p) < 1e-9:
+            break
+        p = new
+    return p if p > 1e-6 else 0.0
+
+
+def lines_of(elements: float, elem_bytes: int, line_bytes: int = 64) -> float:
+    """Lines a contiguous run of ``elements`` occupies (whole lines, at least one)."""
+    if elements <= 0:
+        return 0.0
+    return float(max(1, math.ceil(elements * elem_bytes / line_bytes)))
