@@ -232,11 +232,23 @@ def wav_files(draw: st.DrawFn) -> bytes:
     return buffer.getvalue()
 
 
+def _warm_up_audio(folder: Path) -> None:
+    """Read and featurize a valid clip once, untimed: in a fresh environment librosa's numba
+    kernels compile on first use, which takes longer than the per-example bound and is no
+    hang of ours."""
+    settings_ = sc.FeatureSettings()
+    clip = folder / "warm.wav"
+    tone = 0.1 * np.sin(np.arange(settings_.sample_rate // 2, dtype=np.float32) / 7.0)
+    soundfile.write(clip, tone, settings_.sample_rate, subtype="PCM_16")
+    sc.finite_features(sc.read_audio(clip, settings_.sample_rate), settings_)
+
+
 def test_wav_reader_gives_finite_features_or_a_reason(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     settings_ = sc.FeatureSettings()
     path = tmp_path / "clip.wav"
+    _warm_up_audio(tmp_path)
 
     def check(data: bytes) -> None:
         _write(path, data)
@@ -260,6 +272,7 @@ def test_speech_loader_skips_or_refuses_a_fuzzed_clip(
 ) -> None:
     from test_speech_data import make_tone_corpus
 
+    _warm_up_audio(tmp_path)
     root = make_tone_corpus(tmp_path / "gsc", words=("yes", "no"))
     target = root / "yes" / "00000000_nohash_0.wav"  # a training clip
     options = sc.SpeechOptions(
