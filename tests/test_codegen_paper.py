@@ -24,6 +24,7 @@ from edgefptt.learn.golden import golden_learn
 from edgefptt.learn.samples import write_samples
 from edgefptt.plan.memory import paper_layout, static_plan
 from edgefptt.workload import build_exact, build_paper
+from test_codegen_host import numpy_lstm_logits
 
 needs_host = pytest.mark.skipif(tool_missing("host") is not None, reason=str(tool_missing("host")))
 _RISCV = tool_missing("riscv") or tool_missing("host")
@@ -47,24 +48,6 @@ def _shapes(export):
     return export.network.param_shapes(), (export.run.batch_size, export.network.num_classes)
 
 
-def _sigmoid(z):
-    return 1.0 / (1.0 + np.exp(-z))
-
-
-def _numpy_logits(params, x):
-    """A float64 forward of the edge layout over all steps from h = c = 0 (independent code)."""
-    w, b, w_y, b_y = (np.asarray(params[k], np.float64) for k in ("W", "b", "W_y", "b_y"))
-    units = w.shape[0] // 4
-    h = np.zeros((x.shape[0], units))
-    c = np.zeros_like(h)
-    for t in range(x.shape[1]):
-        z = np.concatenate([x[:, t], h], axis=1) @ w.T + b
-        i, f, g, o = (z[:, j * units : (j + 1) * units] for j in range(4))
-        c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
-        h = _sigmoid(o) * np.tanh(c)
-    return h @ w_y.T + b_y
-
-
 @needs_host
 @pytest.mark.parametrize("plan", ["lifetime", "paper"])
 @pytest.mark.parametrize("k", [1, 3, 12])
@@ -80,7 +63,7 @@ def test_host_equals_golden_paper_schedule(tmp_path_factory, plan, k):
         for name, value in golden.params.items():
             np.testing.assert_allclose(out.params[name], value, rtol=1e-5, atol=1e-7)
     # Inference after training: the forward of the trained weights (the last step's logits).
-    np.testing.assert_allclose(out.logits, _numpy_logits(out.params, export.inputs), rtol=1e-4,
+    np.testing.assert_allclose(out.logits, numpy_lstm_logits(out.params, export.inputs), rtol=1e-4,
                                atol=1e-5)  # fmt: skip
     assert arena_symbols(binary)["edgefptt_arena"] == export.arena_bytes
 

@@ -443,10 +443,15 @@ def compile_plugin(source: Path, library: Path) -> Path:
     return library
 
 
-def _plugin(build_dir: Path) -> Path:
-    source = Path(str(resources.files("edgefptt.codegen") / "templates" / "insn_count_plugin.c"))
-    library = build_dir / "libinsn_count.so"
+def plugin_library(name: str, build_dir: Path) -> Path:
+    """The qemu plugin templates/<name>.c built as <build_dir>/lib<name>.so (once)."""
+    source = Path(str(resources.files("edgefptt.codegen") / "templates" / f"{name}.c"))
+    library = build_dir / f"lib{name}.so"
     return library if library.exists() else compile_plugin(source, library)
+
+
+def _plugin(build_dir: Path) -> Path:
+    return plugin_library("insn_count_plugin", build_dir)
 
 
 _INSNS = re.compile(r"^insns (\d+)$", re.MULTILINE)

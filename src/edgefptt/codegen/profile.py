@@ -13,10 +13,9 @@ import re
 import subprocess
 import tempfile
 from collections import Counter
-from importlib import resources
 from pathlib import Path
 
-from edgefptt.codegen.build import BuildError, compile_plugin
+from edgefptt.codegen.build import BuildError, plugin_library
 
 _BLOCK = re.compile(r"^tb ([0-9a-f]+) (\d+) (\d+)$", re.MULTILINE)
 
@@ -44,6 +43,10 @@ KERNEL_GROUPS = {
     "ef_lstm_cell_forward": "lstm_cell_forward",
     "ef_lstm_gates": "lstm_cell_forward",
     "ef_lstm_cell_backward": "lstm_cell_backward",
+    "ef_gru_cell_forward": "gru_cell_forward",
+    "ef_gru_gates": "gru_cell_forward",
+    "ef_gru_cell_backward": "gru_cell_backward",
+    "ef_add": "add",
     "ef_softmax_xent": "softmax_xent",
     "ef_softmax": "softmax_xent",
     "ef_xent_grad": "softmax_xent",
@@ -64,9 +67,7 @@ KERNEL_GROUPS = {
 
 
 def _plugin(build_dir: Path) -> Path:
-    source = Path(str(resources.files("edgefptt.codegen") / "templates" / "insn_profile_plugin.c"))
-    library = build_dir / "libinsn_profile.so"
-    return library if library.exists() else compile_plugin(source, library)
+    return plugin_library("insn_profile_plugin", build_dir)
 
 
 def function_symbols(binary: Path, nm: str = "riscv64-linux-gnu-nm") -> list[tuple[int, str]]:
