@@ -86,7 +86,8 @@ def export_workload(net: NetworkSpec, run: RunSpec, plan: str) -> tuple[Workload
     if run.schedule == "checkpoint":  # checkpointed BPTT: K = 1, plain SGD, no FPTT state
         if plan != "lifetime":
             raise ConfigError(
-                f"the checkpoint schedule is laid out with the lifetime plan (got {plan!r})"
+                f"the checkpoint schedule is laid out with the lifetime plan (got {plan!r}); "
+                "drop --plan"
             )
         workload = build_workload(net, run)
         return workload, lifetime_plan(workload)
