@@ -6,8 +6,6 @@ Tolerances as in test_codegen_host.py: fp32 relative 1e-5, bf16 one bf16 ulp (2^
 
 from __future__ import annotations
 
-import subprocess
-
 import numpy as np
 import pytest
 
@@ -141,19 +139,6 @@ def test_bf16_gru_stack_matches_golden(tmp_path_factory):
         for name, value in golden.params.items():
             np.testing.assert_allclose(out.params[name], value, rtol=2**-7, atol=2**-7 * 1e-2)
             assert np.mean(out.params[name] == value) >= 0.99
-
-
-def test_learner_is_refused_with_a_message_and_make_host_builds_the_pass(tmp_path_factory):
-    export = _export(tmp_path_factory, "gru")
-    make(export.out_dir, "host")  # the one-pass program only
-    assert (export.out_dir / "train_host").is_file()
-    assert not (export.out_dir / "learn_host").exists()
-    done = subprocess.run(
-        ["make", "-s", "-C", str(export.out_dir), "learn_host"], capture_output=True, text=True,
-        check=False,
-    )  # fmt: skip
-    assert done.returncode != 0
-    assert "one trainable LSTM layer" in done.stderr
 
 
 _RISCV = tool_missing("riscv")

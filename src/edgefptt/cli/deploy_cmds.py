@@ -231,9 +231,8 @@ def export_c(
     stdout.print(table)
     learner = (
         f" or {out}/learn_host --train FILE.efs [--test FILE.efs] (the learner, docs/learner.md)"
-        if net.is_single_lstm and run.schedule != "checkpoint"
-        else " (the learner covers the FPTT schedules of one trainable LSTM layer and readout: "
-        "none for this export)"
+        if run.schedule != "checkpoint"
+        else " (the learner trains with the FPTT schedules: none for this export)"
     )
     stdout.print(
         f"build: make -C {out} host, then {out}/train_host (one pass on the embedded batch)"

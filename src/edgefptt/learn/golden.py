@@ -32,7 +32,6 @@ from edgefptt.learn.order import (
     epoch_permutation,
     parse_lr_step,
 )
-from edgefptt.workload.builder import PARAMS
 
 
 @dataclass
@@ -41,7 +40,8 @@ class GoldenRun:
 
     records: one dict per epoch {epoch (1-based), train_loss, train_accuracy, test_loss,
     test_accuracy, confusion (C x C list, rows true class; None without a test set), lr}.
-    params / fptt_state: the final W, b, W_y, b_y and their {"w_bar", "lam"} (storage values).
+    params / fptt_state: the final parameters (edge layout, every layer's and the readout's)
+    and the trainable ones' {"w_bar", "lam"} (storage values).
     prng_state: the PRNG state after the last epoch's key. stopped_early: the patience rule
     ended the run.
     """
@@ -148,7 +148,8 @@ def golden_learn(
     plan: str = "lifetime",
     fptt_state: dict[str, dict[str, np.ndarray]] | None = None,
 ) -> GoldenRun:
-    """Train ``params`` (edge layout {W, b, W_y, b_y}) on (train_x, train_y) as the device does.
+    """Train ``params`` (the edge layout of ``net``: one LSTM's {W, b, W_y, b_y}, or every
+    layer's and the readout's) on (train_x, train_y) as the device does; frozen tensors stay.
 
     run: B, T, K, dtype, alpha, beta, c (its learning_rate is replaced by each epoch's lr;
     the schedule must be exact). Inputs and parameters are rounded to the storage type first,
@@ -170,10 +171,10 @@ def golden_learn(
         x_test, y_test = _checked_set(test_x, test_y, net, run, "test")
         test = (storage(x_test, run.dtype, rounding), y_test)
     shapes = net.param_shapes()
-    for name in PARAMS:
+    for name in shapes:
         if name not in params or np.shape(params[name]) != shapes[name]:
             raise ConfigError(f"parameter {name} must have shape {shapes[name]}")
-    current = {name: storage(params[name], run.dtype, rounding) for name in PARAMS}
+    current = {name: storage(params[name], run.dtype, rounding) for name in shapes}
     state = fptt_state
 
     prng = SplitMix64(seed)
@@ -218,7 +219,10 @@ def golden_learn(
         }
         if test is not None:
             assert state is not None
-            averaged = {name: state[name]["w_bar"] for name in PARAMS}
+            # FPTT evaluates with W_bar; a frozen tensor is its own.
+            averaged = {
+                name: state[name]["w_bar"] if name in state else current[name] for name in shapes
+            }
             ev = evaluate_golden(workload, averaged, *test, rounding=rounding, arena=memory)
             record.update(
                 test_loss=ev.loss, test_accuracy=ev.accuracy, confusion=ev.confusion.tolist()

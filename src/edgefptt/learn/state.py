@@ -1,11 +1,14 @@
-"""The edge learner's state image (version 1) and its two-slot region, as docs/learner.md fixes
-them; and the conversion of a device state into a host checkpoint (``edgefptt import-c``).
+"""The edge learner's state image and its two-slot region, as docs/learner.md fixes them; and
+the conversion of a device state into a host checkpoint (``edgefptt import-c``).
 
-An image is a 136-byte header, then W, b, W_y, b_y (edge layout, row-major), W_bar and lam of
-the same four tensors in the build's storage type (fp32, or bf16 as the top 16 bits of the
-float32), then a CRC-32 of every byte before it. A state file is two slots of ``slot_bytes``
-(the image size rounded up to 4096 bytes); a reader takes the valid image with the highest
-sequence number, so a write interrupted in one slot never loses the other.
+A version-1 image (one trainable LSTM layer and readout) is a 136-byte header, then W, b, W_y,
+b_y (edge layout, row-major), W_bar and lam of the same four tensors in the build's storage
+type (fp32, or bf16 as the top 16 bits of the float32), then a CRC-32 of every byte before it.
+A version-2 image (any other network, :mod:`edgefptt.learn.layout`) has the network's layer
+list between the header and the tensors, every parameter, and W_bar and lam of the trainable
+ones only. A state file is two slots of ``slot_bytes`` (the image size rounded up to 4096
+bytes); a reader takes the valid image with the highest sequence number, so a write
+interrupted in one slot never loses the other.
 """
 
 from __future__ import annotations
@@ -21,9 +24,24 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from edgefptt.codegen.export import network_label
+from edgefptt.config import MAX_LAYERS, LayerSpec, NetworkSpec
 from edgefptt.data.base import SequenceData
 from edgefptt.edge.bf16 import from_bf16_bits, to_bf16_bits
 from edgefptt.errors import CheckpointError, ConfigError, UserInputError
+from edgefptt.learn.layout import (
+    CRC_BYTES,
+    ELEMENT_BYTES,
+    HEADER_BYTES,
+    SECTOR_BYTES,
+    LayoutError,
+    network_from_words,
+    network_image_bytes,
+    network_slot_bytes,
+    network_words,
+    state_version,
+    words_length,
+)
 from edgefptt.models import SequenceClassifier, edge_to_model
 from edgefptt.train.checkpoint import atomic_write
 from edgefptt.train.config import make_config
@@ -39,20 +57,18 @@ from edgefptt.train.loop import (
 StateDtype = Literal["fp32", "bf16"]
 
 MAGIC = b"EFPTTSTA"
-VERSION = 1
+VERSION = 1  # the seed paper's network; 2 for any other (layer list after the header)
+VERSIONS = (1, 2)
 # magic, version, sequence, I, H, C, B, T, K, dtype, P, epochs completed, batches done, flags,
 # epochs since best, PRNG state, epoch key, loss sum, correct, seen, best loss, lr0, step
 # epochs, step factor, seed, patience, alpha, beta, c
 HEADER = struct.Struct("<8s14IQQdIIffIfQIfff")
-HEADER_BYTES = HEADER.size  # 136
-CRC_BYTES = 4
-SECTOR_BYTES = 4096
+assert HEADER.size == HEADER_BYTES
 SLOTS = 2
 FLAG_STOPPED_EARLY = 1
 TENSORS = ("W", "b", "W_y", "b_y")
 DTYPE_CODES: dict[str, int] = {"fp32": 0, "bf16": 1}
 DTYPE_NAMES: dict[int, StateDtype] = {0: "fp32", 1: "bf16"}
-ELEMENT_BYTES: dict[str, int] = {"fp32": 4, "bf16": 2}
 
 # Header fields in file order after magic and version, with the letters docs/learner.md uses.
 _FIELDS = (
@@ -102,7 +118,7 @@ class StateError(UserInputError):
 
 
 def param_count(input_size: int, hidden: int, num_classes: int) -> int:
-    """P = 4H(I+H) + 4H + CH + C, the values in W, b, W_y and b_y."""
+    """P = 4H(I+H) + 4H + CH + C, the values in W, b, W_y and b_y (one LSTM layer)."""
     i, h, c = input_size, hidden, num_classes
     return 4 * h * (i + h) + 4 * h + c * h + c
 
@@ -114,7 +130,7 @@ def edge_shapes(input_size: int, hidden: int, num_classes: int) -> dict[str, tup
 
 
 def image_bytes(param_count: int, dtype: str) -> int:
-    """Size of one image: 140 + 3 * P * e."""
+    """Size of one version-1 image (one LSTM layer): 140 + 3 * P * e."""
     return HEADER_BYTES + 3 * param_count * ELEMENT_BYTES[dtype] + CRC_BYTES
 
 
@@ -128,14 +144,13 @@ def state_file_bytes(input_size: int, hidden: int, num_classes: int, dtype: str)
     return SLOTS * slot_bytes(param_count(input_size, hidden, num_classes), dtype)
 
 
-def _zeros(i: int, h: int, c: int) -> dict[str, np.ndarray]:
-    return {k: np.zeros(s, dtype=np.float32) for k, s in edge_shapes(i, h, c).items()}
-
-
 @dataclass
 class LearnerState:
-    """Every field of a state image; ``params``, ``w_bar`` and ``lam`` hold float32 arrays
-    {W (4H, I+H), b (4H,), W_y (C, H), b_y (C,)}. Counts are in the current epoch unless said."""
+    """Every field of a state image; ``params`` holds float32 arrays of the network's edge
+    layout ({W (4H, I+H), b (4H,), W_y (C, H), b_y (C,)} for one LSTM), ``w_bar`` and ``lam``
+    those of its trainable tensors. ``layers`` and ``readout_trainable`` describe the network
+    as :class:`edgefptt.config.NetworkSpec` does (``layers`` empty: one trainable LSTM layer of
+    ``hidden`` units). Counts are in the current epoch unless said."""
 
     input_size: int  # I
     hidden: int  # H
@@ -166,16 +181,39 @@ class LearnerState:
     alpha: float = 0.1
     beta: float = 0.5
     linear_coef: float = 1.0  # c
-    version: int = VERSION
+    layers: tuple[LayerSpec, ...] = ()
+    readout_trainable: bool = True
+    version: int = VERSION  # set from the network
 
     def __post_init__(self) -> None:
-        for name in ("params", "w_bar", "lam"):
+        self.layers = tuple(self.layers)
+        net = self.network
+        if net.is_single_lstm:
+            self.layers = ()  # one description of the seed paper's network
+        self.version = state_version(net)
+        shapes, trainable = net.param_shapes(), net.trainable_params()
+        kept = {"params": shapes, "w_bar": trainable, "lam": trainable}
+        for name, names in kept.items():
             if not getattr(self, name):
-                setattr(self, name, _zeros(self.input_size, self.hidden, self.num_classes))
+                setattr(self, name, {k: np.zeros(shapes[k], dtype=np.float32) for k in names})
+
+    @property
+    def network(self) -> NetworkSpec:
+        """The network the image holds (raises ConfigError when the fields describe none)."""
+        try:
+            return NetworkSpec(
+                input_size=self.input_size,
+                hidden_size=self.hidden,
+                num_classes=self.num_classes,
+                layers=self.layers,
+                readout_trainable=self.readout_trainable,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"the state describes no network: {exc}") from None
 
     @property
     def param_count(self) -> int:
-        return param_count(self.input_size, self.hidden, self.num_classes)
+        return self.network.num_params
 
     @property
     def element_bytes(self) -> int:
@@ -183,11 +221,11 @@ class LearnerState:
 
     @property
     def image_bytes(self) -> int:
-        return image_bytes(self.param_count, self.dtype)
+        return network_image_bytes(self.network, self.dtype)
 
     @property
     def slot_bytes(self) -> int:
-        return slot_bytes(self.param_count, self.dtype)
+        return network_slot_bytes(self.network, self.dtype)
 
     @property
     def epoch(self) -> int:
@@ -204,12 +242,20 @@ class LearnerState:
 
 
 # ---------------------------------------------------------------------------- encoding
+def _image_names(net: NetworkSpec) -> dict[str, tuple[str, ...]]:
+    """The tensors of each kind an image holds, in file order."""
+    trainable = net.trainable_params()
+    return {"params": tuple(net.param_shapes()), "w_bar": trainable, "lam": trainable}
+
+
 def _pack_tensors(tensors: dict[str, np.ndarray], state: LearnerState, what: str) -> bytes:
-    shapes = edge_shapes(state.input_size, state.hidden, state.num_classes)
+    net = state.network
+    shapes = net.param_shapes()
+    names = _image_names(net)[what]
     parts = []
-    for key in TENSORS:
+    for key in names:
         if key not in tensors:
-            raise ConfigError(f"state {what} has no {key!r} (needs W, b, W_y, b_y)")
+            raise ConfigError(f"state {what} has no {key!r} (needs {', '.join(names)})")
         array = np.asarray(tensors[key], dtype=np.float32)
         if array.shape != shapes[key]:
             raise ConfigError(f"state {what}[{key!r}] has shape {array.shape}, needs {shapes[key]}")
@@ -230,8 +276,13 @@ def encode_state(state: LearnerState) -> bytes:
         header = HEADER.pack(MAGIC, state.version, *(values[name] for name in _FIELDS))
     except (struct.error, OverflowError) as exc:
         raise ConfigError(f"a state field is out of range for its type: {exc}") from None
-    body = header + b"".join(
-        _pack_tensors(getattr(state, name), state, name) for name in ("params", "w_bar", "lam")
+    words = network_words(state.network)
+    body = (
+        header
+        + struct.pack(f"<{len(words)}I", *words)
+        + b"".join(
+            _pack_tensors(getattr(state, name), state, name) for name in ("params", "w_bar", "lam")
+        )
     )
     return body + struct.pack("<I", zlib.crc32(body))
 
@@ -304,8 +355,22 @@ def _describe(name: str) -> str:
     return LETTERS.get(name, name)
 
 
+def _layer_words(image: bytes) -> list[int]:
+    """A version-2 image's layer list (the words after the header)."""
+    if len(image) < HEADER_BYTES + 4:
+        raise _InvalidSlot("a version-2 image cut short before its layer list")
+    (count,) = struct.unpack_from("<I", image, HEADER_BYTES)
+    if not 1 <= count <= MAX_LAYERS:
+        raise _InvalidSlot(f"a layer list of {count} layers (1 to {MAX_LAYERS})")
+    length = words_length(count)
+    if len(image) < HEADER_BYTES + 4 * length:
+        raise _InvalidSlot("a version-2 image cut short inside its layer list")
+    return list(struct.unpack_from(f"<{length}I", image, HEADER_BYTES))
+
+
 def _parse_header(image: bytes) -> dict[str, Any]:
-    """Header fields of an image; raises _InvalidSlot for a wrong magic, version or dtype."""
+    """Header fields and the network of an image (``network``; ``prefix``: the bytes before
+    the tensors); raises _InvalidSlot for a wrong magic, version, dtype or layer list."""
     if len(image) < HEADER_BYTES:
         raise _InvalidSlot(f"only {len(image)} bytes, shorter than the {HEADER_BYTES}-byte header")
     magic, version, *rest = HEADER.unpack_from(image, 0)
@@ -313,33 +378,48 @@ def _parse_header(image: bytes) -> dict[str, Any]:
         if not any(image):
             raise _InvalidSlot("empty (all zero bytes, never written)")
         raise _InvalidSlot(f"wrong magic {magic!r} (expected {MAGIC.decode()})")
-    if version != VERSION:
-        raise _InvalidSlot(f"image version {version}, this edgefptt reads version {VERSION}")
+    if version not in VERSIONS:
+        raise _InvalidSlot(f"image version {version}, this edgefptt reads versions 1 and 2")
     fields = dict(zip(_FIELDS, rest, strict=True))
     if fields["dtype"] not in DTYPE_NAMES:
         raise _InvalidSlot(f"unknown dtype code {fields['dtype']} (0 = fp32, 1 = bf16)")
     fields["dtype"] = DTYPE_NAMES[fields["dtype"]]
-    derived = param_count(fields["input_size"], fields["hidden"], fields["num_classes"])
+    words = _layer_words(image) if version == 2 else []
+    try:
+        net = network_from_words(
+            fields["input_size"], fields["hidden"], fields["num_classes"], words
+        )
+    except (LayoutError, ValueError) as exc:
+        raise _InvalidSlot(f"its header describes no network ({exc})") from None
+    if state_version(net) != version:
+        raise _InvalidSlot(
+            f"a version-{version} image of a network that version {3 - version} holds"
+        )
+    derived = net.num_params
     if fields["param_count"] != derived:
         raise _InvalidSlot(
             f"P is {fields['param_count']}, but I={fields['input_size']}, "
-            f"H={fields['hidden']}, C={fields['num_classes']} give {derived}"
+            f"H={fields['hidden']}, C={fields['num_classes']} and its layers give {derived}"
         )
+    fields["network"] = net
+    fields["prefix"] = HEADER_BYTES + 4 * len(words)
     return fields
 
 
 def _unpack_tensors(
-    image: bytes, offset: int, fields: dict[str, Any]
+    image: bytes, offset: int, fields: dict[str, Any], what: str
 ) -> tuple[dict[str, np.ndarray], int]:
-    shapes = edge_shapes(fields["input_size"], fields["hidden"], fields["num_classes"])
-    count = fields["param_count"]
+    net: NetworkSpec = fields["network"]
+    shapes = net.param_shapes()
+    names = _image_names(net)[what]
+    count = sum(math.prod(shapes[key]) for key in names)
     if fields["dtype"] == "bf16":
         bits = np.frombuffer(image, dtype="<u2", count=count, offset=offset)
         flat = from_bf16_bits(bits)
     else:
         flat = np.frombuffer(image, dtype="<f4", count=count, offset=offset).astype(np.float32)
     tensors, start = {}, 0
-    for key in TENSORS:
+    for key in names:
         size = math.prod(shapes[key])
         tensors[key] = flat[start : start + size].reshape(shapes[key]).copy()
         start += size
@@ -348,7 +428,8 @@ def _unpack_tensors(
 
 def _decode_slot(image: bytes, size: int, wanted: dict[str, Any]) -> LearnerState:
     fields = _parse_header(image)
-    length = image_bytes(fields["param_count"], fields["dtype"])
+    net: NetworkSpec = fields["network"]
+    length = network_image_bytes(net, fields["dtype"])
     if length > size:
         raise _InvalidSlot(
             f"its header (I={fields['input_size']}, H={fields['hidden']}, "
@@ -362,33 +443,48 @@ def _decode_slot(image: bytes, size: int, wanted: dict[str, Any]) -> LearnerStat
             f"CRC mismatch (stored {stored:#010x}, computed {computed:#010x}): "
             "damaged or partly written"
         )
+    fields["layers"] = net.layers if not net.is_single_lstm else ()
+    fields["readout_trainable"] = net.readout_trainable
     for name, want in wanted.items():
-        have = fields.get(name, VERSION)
+        have = fields.get(name, state_version(net))
         if have != want:
             kind = "other build: " if name in LETTERS else "not the expected state: "
             where = "this build has" if name in LETTERS else "expected"
             raise _InvalidSlot(f"{kind}{_describe(name)} is {have}, {where} {want}")
-    params, offset = _unpack_tensors(image, HEADER_BYTES, fields)
-    w_bar, offset = _unpack_tensors(image, offset, fields)
-    lam, _ = _unpack_tensors(image, offset, fields)
-    fields.pop("param_count")
+    params, offset = _unpack_tensors(image, fields["prefix"], fields, "params")
+    w_bar, offset = _unpack_tensors(image, offset, fields, "w_bar")
+    lam, _ = _unpack_tensors(image, offset, fields, "lam")
+    for name in ("param_count", "network", "prefix"):
+        fields.pop(name)
     return LearnerState(**fields, params=params, w_bar=w_bar, lam=lam)
 
 
 def _slot_size_from(data: bytes, wanted: dict[str, Any]) -> tuple[int, str] | None:
     """The slot size the build (from ``wanted``) or a readable header implies, and whence."""
     if all(k in wanted for k in ("input_size", "hidden", "num_classes", "dtype")):
-        p = param_count(wanted["input_size"], wanted["hidden"], wanted["num_classes"])
-        return slot_bytes(p, wanted["dtype"]), "a state of this build"
+        try:
+            net = NetworkSpec(
+                input_size=wanted["input_size"],
+                hidden_size=wanted["hidden"],
+                num_classes=wanted["num_classes"],
+                layers=tuple(wanted.get("layers", ())),
+                readout_trainable=wanted.get("readout_trainable", True),
+            )
+        except ValueError as exc:
+            raise ConfigError(
+                f"read_state: the expected fields describe no network: {exc}"
+            ) from None
+        return network_slot_bytes(net, wanted["dtype"]), "a state of this build"
     offsets = [0] + ([len(data) // 2] if len(data) % 2 == 0 and len(data) >= 2 else [])
+    longest = HEADER_BYTES + 4 * words_length(MAX_LAYERS)
     for offset in offsets:
         try:
-            fields = _parse_header(data[offset : offset + HEADER_BYTES])
+            fields = _parse_header(data[offset : offset + longest])
         except _InvalidSlot:
             continue
         i, h, c, dtype = (fields[k] for k in ("input_size", "hidden", "num_classes", "dtype"))
         return (
-            slot_bytes(fields["param_count"], dtype),
+            network_slot_bytes(fields["network"], dtype),
             f"a state of I={i}, H={h}, C={c}, {dtype} (as its header says)",
         )
     return None
@@ -491,8 +587,9 @@ def check_importable(like: dict[str, Any], like_name: str = "the checkpoint") ->
     if shape != ("lstm", 1, "last", "classification"):
         raise CheckpointError(
             f"{like_name} is not a one-layer LSTM classifier with a last-step readout (cell "
-            f"{shape[0]}, {shape[1]} layer(s), readout {shape[2]}, {shape[3]}); a device state "
-            "imports only into the kind of model export-c writes a learner for"
+            f"{shape[0]}, {shape[1]} layer(s), readout {shape[2]}, {shape[3]}); import-c "
+            "takes the state of a one-LSTM learner, the network train --recipe device "
+            "reproduces (read other states with edgefptt.learn.state.read_state)"
         )
 
 
@@ -514,6 +611,12 @@ def checkpoint_from_state(
     stop are the device's. ``source`` names the state file.
     """
     check_importable(like, like_name)
+    if state.version != 1:
+        raise StateError(
+            f"{source} is the state of a {network_label(state.network)} learner; import-c "
+            "takes the state of a one-layer LSTM learner (read others with "
+            "edgefptt.learn.state.read_state)"
+        )
     data_entry = dict(like["data"])
     theirs = {
         "I": int(data_entry["input_size"]),

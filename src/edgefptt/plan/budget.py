@@ -5,7 +5,8 @@ The learner `edgefptt export-c` generates holds three things in RAM:
 - the arena: the lifetime-planned arena of the exact schedule, with the ``lifetime`` plan (every
   step's gates kept for backward) or the ``recompute`` plan (only [x, h] and c kept per step);
 - one batch of inputs: B*T*I*e bytes of samples plus 4*B bytes of int32 labels;
-- the state image (docs/learner.md): 140 + 3*P*e bytes.
+- the state image (docs/learner.md): 140 + 3*P*e bytes for one LSTM layer; for other networks
+  the layer list and every parameter once, W_bar and lambda of the trainable ones.
 
 e is the element size (4 for fp32, 2 for bf16). :func:`choose` returns the partition count K,
 plan and dtype whose total fits a byte budget and whose modelled latency per training pass is
@@ -39,13 +40,13 @@ from typing import Any
 
 from edgefptt.config import DTYPE_BYTES, NetworkSpec, RunSpec
 from edgefptt.errors import ConfigError
+from edgefptt.learn.layout import network_image_bytes
 from edgefptt.plan.memory import lifetime_plan
 from edgefptt.workload import build_exact
 from edgefptt.workload.kernels import Workload
 
 BUDGET_PLANS = ("lifetime", "recompute")
 BUDGET_DTYPES = ("fp32", "bf16")
-STATE_OVERHEAD_BYTES = 140  # state image header (136 bytes) and CRC (4 bytes)
 LATENCY_UNIT = "cycles"
 LATENCY_SOURCE = (
     "hardware model (edgefptt.hw, calibrated): one training pass of the exact schedule with the "
@@ -118,8 +119,10 @@ def dtype_choices(option: str | None, default: str = "fp32") -> tuple[str, ...]:
 
 
 def state_bytes(net: NetworkSpec, dtype: str) -> int:
-    """Size of the learner's state image: 140 + 3*P*e bytes (docs/learner.md)."""
-    return STATE_OVERHEAD_BYTES + 3 * net.num_params * _element_bytes(dtype)
+    """Size of the learner's state image: 140 + 3*P*e bytes for one LSTM layer (docs/learner.md;
+    frozen tensors have no W_bar or lambda)."""
+    _element_bytes(dtype)  # a clear error for an unknown dtype
+    return network_image_bytes(net, dtype)
 
 
 def batch_bytes(net: NetworkSpec, run: RunSpec, dtype: str) -> int:

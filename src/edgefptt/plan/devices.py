@@ -282,7 +282,8 @@ def fit_device(
     Raises ConfigError on an unknown device or invalid restrictions, or a reserve that leaves
     no RAM.
     """
-    from edgefptt.learn.state import SLOTS, slot_bytes
+    from edgefptt.learn.layout import network_slot_bytes
+    from edgefptt.learn.state import SLOTS
 
     dev = get_device(device)
     reserve = dev.reserve_bytes if reserve_bytes is None else reserve_bytes
@@ -295,7 +296,7 @@ def fit_device(
             f"{dev.ram_bytes:,} bytes of RAM"
         )
     dtypes = tuple(dict.fromkeys(dtypes))
-    slots = {d: SLOTS * slot_bytes(net.num_params, d) for d in dtypes if d in BUDGET_DTYPES}
+    slots = {d: SLOTS * network_slot_bytes(net, d) for d in dtypes if d in BUDGET_DTYPES}
     excluded = tuple(
         d for d, size in slots.items() if dev.flash_bytes is not None and size > dev.flash_bytes
     )
@@ -320,7 +321,7 @@ def fit_device(
         budget_bytes=budget,
         choice=choice,
         least=least,
-        flash_needed_bytes=SLOTS * slot_bytes(net.num_params, dtype),
+        flash_needed_bytes=SLOTS * network_slot_bytes(net, dtype),
         flash_slots_bytes=slots,
         flash_excluded=excluded,
     )

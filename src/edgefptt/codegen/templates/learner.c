@@ -27,6 +27,11 @@
 #define EF_K EDGEFPTT_PARTITIONS
 #define SAMPLE_HEADER 32u
 #define STATE_HEADER 136u
+/* Version 2 images carry the network's layer list after the header (docs/learner.md). */
+#define STATE_PREFIX (STATE_HEADER + 4u * EDGEFPTT_NET_WORDS)
+#if EDGEFPTT_NET_WORDS > 0
+static const uint32_t net_words[EDGEFPTT_NET_WORDS] = EDGEFPTT_NET_DESCRIPTION;
+#endif
 #define SLOT_ALIGN 4096u
 
 /* The one batch of inputs in RAM: time-major (T, B, I) as the training pass reads it. */
@@ -408,13 +413,17 @@ void ef_source_close(ef_source *src)
 #endif
 
 /* ------------------------------------------------------------------ stores */
-uint32_t ef_state_image_bytes(void)
+/* Values in an image's tensors: every parameter, and W_bar and lambda of the trainable ones
+ * (a frozen tensor has no lambda buffer). */
+static uint32_t image_elements(void)
 {
     uint32_t p = 0;
     for (int w = 0; w < EDGEFPTT_NUM_PARAMS; ++w)
-        p += (uint32_t)edgefptt_param_size(w);
-    return STATE_HEADER + 3u * p * EF_E + 4u;
+        p += (uint32_t)edgefptt_param_size(w) * (edgefptt_lam_buffer(w) ? 3u : 1u);
+    return p;
 }
+
+uint32_t ef_state_image_bytes(void) { return STATE_PREFIX + image_elements() * EF_E + 4u; }
 
 uint32_t ef_state_slot_bytes(void)
 {
@@ -647,13 +656,23 @@ static ef_elem *bar_buffer(int w) { return edgefptt_bar_buffer(w); }
 static ef_elem *lam_buffer(int w) { return edgefptt_lam_buffer(w); }
 static ef_elem *(*const tensors[3])(int) = {param_buffer, bar_buffer, lam_buffer};
 
-static uint32_t param_count(void) { return (ef_state_image_bytes() - STATE_HEADER - 4) / 3 / EF_E; }
+static uint32_t param_count(void)
+{
+    uint32_t p = 0;
+    for (int w = 0; w < EDGEFPTT_NUM_PARAMS; ++w)
+        p += (uint32_t)edgefptt_param_size(w);
+    return p;
+}
+
+/* A tensor of kind 0 (W), 1 (W_bar) or 2 (lambda) is in the image: W always, the FPTT state of
+ * trainable parameters only. */
+static int in_image(int kind, int w) { return kind == 0 || edgefptt_lam_buffer(w) != NULL; }
 
 static void encode_header(const ef_learner *L, uint32_t sequence, uint8_t *h)
 {
-    memset(h, 0, STATE_HEADER);
+    memset(h, 0, STATE_PREFIX);
     memcpy(h, "EFPTTSTA", 8);
-    const uint32_t fields[] = {1u, sequence, EF_I, EDGEFPTT_HIDDEN_SIZE, EF_C, EF_B, EF_T, EF_K,
+    const uint32_t fields[] = {EDGEFPTT_STATE_VERSION, sequence, EF_I, EDGEFPTT_HIDDEN_SIZE, EF_C, EF_B, EF_T, EF_K,
                                (uint32_t)EDGEFPTT_BF16, param_count(), L->epoch, L->cursor,
                                L->stopped, L->bad_epochs};
     for (size_t k = 0; k < sizeof fields / sizeof fields[0]; ++k)
@@ -672,6 +691,10 @@ static void encode_header(const ef_learner *L, uint32_t sequence, uint8_t *h)
     put_f32(h + 124, EDGEFPTT_ALPHA);
     put_f32(h + 128, EDGEFPTT_BETA);
     put_f32(h + 132, EDGEFPTT_LINEAR_COEF);
+#if EDGEFPTT_NET_WORDS > 0
+    for (int k = 0; k < EDGEFPTT_NET_WORDS; ++k)
+        put32(h + STATE_HEADER + 4 * k, net_words[k]);
+#endif
 }
 
 static void decode_header(ef_learner *L, const uint8_t *h)
@@ -708,8 +731,9 @@ static void check_header(const uint8_t *h, char *why, size_t n)
         snprintf(why, n, "%s", empty ? "empty" : "not a state image (wrong magic)");
         return;
     }
-    if (get32(h + 8) != 1) {
-        snprintf(why, n, "state version %u, this learner reads 1", (unsigned)get32(h + 8));
+    if (get32(h + 8) != EDGEFPTT_STATE_VERSION) {
+        snprintf(why, n, "state version %u, this learner reads %u", (unsigned)get32(h + 8),
+                 (unsigned)EDGEFPTT_STATE_VERSION);
         return;
     }
     for (int k = 0; k < 8; ++k)
@@ -719,17 +743,29 @@ static void check_header(const uint8_t *h, char *why, size_t n)
             return;
         }
     float alpha = get_f32(h + 124), beta = get_f32(h + 128), coef = get_f32(h + 132);
-    if (alpha != EDGEFPTT_ALPHA || beta != EDGEFPTT_BETA || coef != EDGEFPTT_LINEAR_COEF)
+    if (alpha != EDGEFPTT_ALPHA || beta != EDGEFPTT_BETA || coef != EDGEFPTT_LINEAR_COEF) {
         snprintf(why, n, "another build: FPTT alpha, beta or c differ");
+        return;
+    }
+#if EDGEFPTT_NET_WORDS > 0
+    for (int k = 0; k < EDGEFPTT_NET_WORDS; ++k)
+        if (get32(h + STATE_HEADER + 4 * k) != net_words[k]) {
+            snprintf(why, n, "another build: the layer list differs (word %d is %u, this build "
+                     "has %u)", k, (unsigned)get32(h + STATE_HEADER + 4 * k), (unsigned)net_words[k]);
+            return;
+        }
+#endif
 }
 
 /* Pass over the tensors of a slot: `load` 0 only computes the CRC, 1 also fills the arena. */
 static int slot_tensors(ef_store *s, uint64_t base, uint32_t *crc, int load)
 {
-    uint64_t at = base + STATE_HEADER;
+    uint64_t at = base + STATE_PREFIX;
     uint8_t chunk[512];
     for (int kind = 0; kind < 3; ++kind)
         for (int w = 0; w < EDGEFPTT_NUM_PARAMS; ++w) {
+            if (!in_image(kind, w))
+                continue;
             uint8_t *dst = (uint8_t *)tensors[kind](w);
             size_t bytes = (size_t)edgefptt_param_size(w) * EF_E;
             for (size_t done = 0; done < bytes;) {
@@ -749,14 +785,14 @@ static int slot_tensors(ef_store *s, uint64_t base, uint32_t *crc, int load)
 static int slot_valid(ef_store *s, int slot, uint8_t *h, char *why, size_t n)
 {
     uint64_t base = (uint64_t)slot * s->slot_bytes;
-    if (s->read(s, base, h, STATE_HEADER) != 0) {
+    if (s->read(s, base, h, STATE_PREFIX) != 0) {
         snprintf(why, n, "cannot be read");
         return 0;
     }
     check_header(h, why, n);
     if (why[0] != '\0')
         return 0;
-    uint32_t crc = ef_crc32(0, h, STATE_HEADER);
+    uint32_t crc = ef_crc32(0, h, STATE_PREFIX);
     uint8_t raw[4];
     if (slot_tensors(s, base, &crc, 0) != 0 ||
         s->read(s, base + ef_state_image_bytes() - 4, raw, 4) != 0) {
@@ -783,7 +819,7 @@ void ef_learner_init(ef_learner *L, const ef_learn_config *cfg, int threads)
 
 int ef_learner_load(ef_learner *L, ef_store *store, int threads)
 {
-    uint8_t h[2][STATE_HEADER];
+    uint8_t h[2][STATE_PREFIX];
     char why[2][96];
     int valid[2];
     memset(L, 0, sizeof *L);
@@ -798,7 +834,7 @@ int ef_learner_load(ef_learner *L, ef_store *store, int threads)
     }
     int slot = !valid[0] || (valid[1] && get32(h[1] + 12) > get32(h[0] + 12)) ? 1 : 0;
     edgefptt_init(); /* gradients zero, then the saved tensors over the parameters */
-    uint32_t crc = ef_crc32(0, h[slot], STATE_HEADER);
+    uint32_t crc = ef_crc32(0, h[slot], STATE_PREFIX);
     uint8_t raw[4];
     uint64_t base = (uint64_t)slot * store->slot_bytes;
     if (slot_tensors(store, base, &crc, 1) != 0 ||
@@ -815,13 +851,15 @@ int ef_learner_save(ef_learner *L, ef_store *store)
 {
     int slot = L->slot < 0 ? 0 : 1 - L->slot;
     uint64_t base = (uint64_t)slot * store->slot_bytes;
-    uint8_t h[STATE_HEADER];
+    uint8_t h[STATE_PREFIX];
     encode_header(L, L->sequence + 1, h);
-    uint32_t crc = ef_crc32(0, h, STATE_HEADER);
-    int ok = store->write(store, base, h, STATE_HEADER) == 0;
-    uint64_t at = base + STATE_HEADER;
+    uint32_t crc = ef_crc32(0, h, STATE_PREFIX);
+    int ok = store->write(store, base, h, STATE_PREFIX) == 0;
+    uint64_t at = base + STATE_PREFIX;
     for (int kind = 0; kind < 3 && ok; ++kind)
         for (int w = 0; w < EDGEFPTT_NUM_PARAMS && ok; ++w) {
+            if (!in_image(kind, w))
+                continue;
             const ef_elem *src = tensors[kind](w);
             size_t bytes = (size_t)edgefptt_param_size(w) * EF_E;
             crc = ef_crc32(crc, src, bytes);

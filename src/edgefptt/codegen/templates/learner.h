@@ -76,7 +76,8 @@ struct ef_store {
     int fd;
 };
 
-/* Bytes of one state image (140 + 3 P e) and of one slot (rounded up to 4096). */
+/* Bytes of one state image (140 + 3 P e for one LSTM; docs/learner.md for other networks) and
+ * of one slot (rounded up to 4096). */
 uint32_t ef_state_image_bytes(void);
 uint32_t ef_state_slot_bytes(void);
 /* A store over a region of memory of at least 2 slots (RAM, or memory-mapped flash). */
