@@ -16,7 +16,7 @@ import pytest
 from edgefptt.codegen import export_c
 from edgefptt.codegen.build import gemmini_env, gemmini_missing
 from edgefptt.config import make_specs
-from edgefptt.hw.cache import ROCKET_CHIPYARD, sweep_miss_rate
+from edgefptt.hw.cache import ROCKET_CHIPYARD, set_miss_rate, sweep_miss_rate
 from edgefptt.hw.cpu import MATMUL_CALL_INSN, MATMUL_INSN
 from edgefptt.hw.spikecheck import loop_costs, measure, predict, scenarios
 
@@ -25,16 +25,22 @@ ENV = gemmini_env(_HERE.parent.parent / "shared" / "toolchains" / "spike-gemmini
 _MISSING = gemmini_missing(ENV)
 needs_spike = pytest.mark.skipif(_MISSING is not None, reason=str(_MISSING))
 
-# Kernels whose L1 misses the model predicts within 10 % (docs/hardware.md has the full table;
-# the A-transposed weight gradients of both codes are outside it and not asserted).
-CHECKED = (
-    "paper MatMul-2",
-    "paper MatMul-1",
-    "generated MatMul-2",
-    "generated MatMul-1",
-    "element-wise (4 in, 1 out)",
-    "FPTT update (4 arrays in place, 1 in)",
-)
+# Every matmul, element-wise and update kernel of the Spike table is predicted within 10 % of
+# Spike's L1 misses (docs/hardware.md), but our exact-schedule bf16 weight gradient: its block
+# loop spills to the stack, whose lines conflict with A's strided columns, and the model does
+# not know where the stack is. Readouts (tens of misses) are held to an absolute bound.
+EXCLUDED = ("generated MatMul-3 (exact, L=4) bf16",)
+CHECKED = [
+    (s.dtype, s.name)
+    for dtype in ("fp32", "bf16")
+    for s in scenarios(dtype=dtype)
+    if "readout" not in s.name and s.name not in EXCLUDED
+]
+READOUTS = [
+    (s.dtype, s.name) for dtype in ("fp32", "bf16") for s in scenarios(dtype=dtype)
+    if "readout" in s.name
+]  # fmt: skip
+READOUT_ABS = 200  # misses over all 20 calls
 
 
 def test_rocket_hierarchy_is_chipyards():
@@ -63,28 +69,66 @@ def test_eviction_probability_closed_form():
 
 
 @pytest.fixture(scope="module")
-def export_dir(tmp_path_factory):
-    """An export's sources: our matmul_portable.c and runtime for the harnesses."""
-    net, run = make_specs("paper-smnist", partitions=784, schedule="exact", dtype="fp32")
-    return export_c(net, run, tmp_path_factory.mktemp("hwcache"), seed=1).out_dir
+def export_dirs(tmp_path_factory):
+    """Exports' sources (fp32 and bf16): our matmul_portable.c and runtime for the harnesses."""
+    out = {}
+    for dtype in ("fp32", "bf16"):
+        net, run = make_specs("paper-smnist", partitions=784, schedule="exact", dtype=dtype)
+        out[dtype] = export_c(net, run, tmp_path_factory.mktemp(f"hwcache{dtype}"), seed=1).out_dir
+    return out
 
 
 @needs_spike
-@pytest.mark.parametrize("name", CHECKED)
-def test_l1_misses_within_ten_percent_of_spike(export_dir, name):
-    """And, for matmuls, Spike's instruction count within 5 % of the loop's documented cost
-    (hw/cpu.py MATMUL_INSN; stale after a change to matmul_portable.c until re-measured)."""
+@pytest.mark.parametrize(("dtype", "name"), CHECKED)
+def test_l1_misses_within_ten_percent_of_spike(export_dirs, dtype, name):
+    """And, for fp32 matmuls, Spike's instruction count within 5 % of the loop's documented
+    cost (hw/cpu.py MATMUL_INSN; stale after a change to matmul_portable.c until re-measured)."""
     env = {**os.environ, **ENV}
-    scenario = next(s for s in scenarios() if s.name == name)
-    spike = measure(scenario, export_dir, env)
+    scenario = next(s for s in scenarios(dtype=dtype) if s.name == name)
+    spike = measure(scenario, export_dirs[dtype], env)
     model_l1, _ = predict(scenario)
     assert model_l1 == pytest.approx(spike["l1_misses"], rel=0.10), (name, spike, model_l1)
     mm = scenario.kernel.matmul
-    if mm is not None:
+    if mm is not None and dtype == "fp32":
         cost = MATMUL_INSN[(scenario.code, scenario.loop, "fp32")]
         documented = MATMUL_CALL_INSN + cost.instructions(mm.m, mm.n, mm.k)
         measured = spike["instructions"] / scenario.repeat
         assert documented == pytest.approx(measured, rel=0.05), (name, measured, documented)
+
+
+@needs_spike
+@pytest.mark.parametrize(("dtype", "name"), READOUTS)
+def test_readout_misses_within_an_absolute_bound(export_dirs, dtype, name):
+    """Readouts touch a few KiB: tens of misses over 20 calls, where a relative error means
+    nothing; the model stays within READOUT_ABS of Spike."""
+    env = {**os.environ, **ENV}
+    scenario = next(s for s in scenarios(dtype=dtype) if s.name == name)
+    spike = measure(scenario, export_dirs[dtype], env)
+    model_l1, _ = predict(scenario)
+    assert abs(model_l1 - spike["l1_misses"]) <= READOUT_ABS, (name, spike, model_l1)
+
+
+def test_set_miss_rate_matches_a_simulated_random_replacement_set():
+    """Lines touched in turn in one 4-way set with random victims, and a Poisson stream of
+    other misses: the chain's rate against a direct simulation of that set (seeded)."""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+
+    def simulate(n, other, rounds=6000):
+        ways, missed = [-1] * 4, 0
+        for r in range(rounds):
+            for line in range(n):
+                for _ in range(rng.poisson(other / n)):
+                    ways[rng.integers(4)] = -2
+                if line not in ways:
+                    missed += r >= 100
+                    ways[rng.integers(4)] = line
+        return missed / ((rounds - 100) * n)
+
+    for n, other in ((5, 0.0), (8, 0.0), (4, 1.0), (2, 0.5), (12, 0.0)):
+        assert set_miss_rate(n, other, 4) == pytest.approx(simulate(n, other), abs=0.02), n
+    assert set_miss_rate(4, 0.0, 4) == 0.0  # a set's worth of lines, nothing else: no misses
 
 
 def test_loop_costs_fit_by_hand():

@@ -326,12 +326,6 @@ FIXED = """
 # measurements exist). FP32 per-element costs are the fitted BF16 ones divided by this.
 BF16_EMULATION_FACTOR = 2.0
 
-# CPU-only matmuls (no accelerator): cycles per multiply-accumulate of the triple loop on an
-# in-order Rocket core (see docs/hardware.md for the instruction counts behind them).
-# fp32: 2 loads + fmadd + 3 loop instructions = 6 issue slots (the 4-cycle FMA chain hides).
-# bf16: 2 halfword loads, 2 x 2 widening instructions, fmul and fadd each followed by the
-# 4-instruction round-to-bf16 (add 0x8000, shift, shift back, move), 3 loop instructions = 19.
-CPU_MAC_CYCLES = {"fp32": 6.0, "bf16": 19.0}
 """
 
 

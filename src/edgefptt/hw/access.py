@@ -10,7 +10,8 @@ whose first touch in the call may miss, depending on what ran since (the pass wa
   and I, J are multiples of 4, else the plain i, j, k loop;
 - ``generated``: our ``matmul_portable.c`` on a core without a vector unit (its scalar
   kernels): fp32 4 x 4 blocks of C over all k, B transposed as 16 dot products of 4 rows of A
-  with 4 rows of B; bf16 the plain i, j, k loop.
+  with 4 rows of B, an element-by-element pass over the edge columns after the blocks; bf16
+  (bf16_block) 4 x 4 blocks of C over all k, partial blocks at the edges.
 
 Element-wise kernels, reductions, copies and the update stream their operands once.
 """
@@ -23,7 +24,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from edgefptt.hw.cache import CacheLevel, sweep_miss_rate
+from edgefptt.hw.cache import CacheLevel, set_miss_rate, spread_miss_rate, sweep_miss_rate
 from edgefptt.workload.kernels import Kernel, MatmulSpec, View, Workload
 
 LINE = 64
@@ -143,110 +144,250 @@ def streaming_pattern(kernel: Kernel, workload: Workload, elem_bytes: int) -> Pa
     return Pattern(tuple(seen.values()))
 
 
-def _fits(lines: float, level_lines: int = 256) -> float:
-    """Miss rate of lines swept again (L1 D of the Rocket tile: 256 lines)."""
-    from edgefptt.hw.cache import ROCKET_CHIPYARD
-
-    return sweep_miss_rate(lines, ROCKET_CHIPYARD.l1d)
-
-
-def _naive(
-    i: int, j: int, k: int, ta: bool, tb: bool, e: int, sa: int, sb: int, level: CacheLevel
-) -> list[Reuse]:
-    """The plain i, j, k loop: C[i][j] = sum_k A'[i][k] B'[k][j].
-
-    With A transposed and B not, each (i, j) walks two strided columns (k lines of each); the
-    miss rate of their re-touches follows from the set mapping (:func:`strip_miss_rate`).
-    """
-    per_line = LINE / e
-    out: list[Reuse] = []
-    strided = strip_miss_rate(k, sa * e, 0, 0, sb * e, level) if ta and not tb else None
-    if tb:  # B' column j is row j of B: all of B swept for each i
-        b_lines = j * segment_lines(k, e)
-        out.append(Reuse(b_lines, i - 1, b_lines))
-        between_a = segment_lines(k, e) * _fits(b_lines)
-    else:  # column j of B walks k rows; the next L/e columns reuse those lines
-        b_lines = k * segment_lines(j, e)
-        events = k * min(j, per_line) * math.ceil(j / per_line)
-        out.append(Reuse(b_lines, max(0.0, events / b_lines - 1) * i, k, rate=strided))
-        out.append(Reuse(b_lines, i - 1, b_lines))
-        between_a = k * _fits(b_lines) + 1.0 / per_line  # and one new line of C per L/e columns
-    if ta:  # A' row i is column i of A: k lines, shared by L/e consecutive i
-        a_lines = k * math.ceil(i / per_line)
-        out.append(Reuse(a_lines, (j - 1) * min(i, per_line), between_a, False, 1.0, rate=strided))
-    else:
-        a_lines = i * segment_lines(k, e)
-        out.append(Reuse(a_lines, j - 1, between_a, False, 1.0))
-    return out
+def rows_lines(rows: float, cols: int, stride: int, e: int) -> float:
+    """Lines of ``rows`` rows of ``cols`` elements, ``stride`` elements apart: rows closer than
+    a line share the lines between them (whole rows of a matrix are one contiguous run)."""
+    if rows <= 0 or cols <= 0:
+        return 0.0
+    return rows * min(segment_lines(cols, e), max(stride, cols) * e / LINE) + (
+        1.0 if stride * e < cols * e + LINE else 0.0
+    )
 
 
-@lru_cache(maxsize=4096)
+def _page_offset(view: View, workload: Workload, e: int, addresses: dict | None) -> int | None:
+    """Byte offset within a 4 KiB page of a view's first element when the buffer's address is
+    known (the Spike harness places its buffers), else None. The L1 set of a line depends on
+    these 12 bits only, whatever the page mapping."""
+    if addresses is None or view.buffer not in addresses:
+        return None
+    s0, _, r0, _, _, width = _geometry(view, workload)
+    c0 = view.cols[0] if view.cols is not None else 0
+    shape = workload.buffers[view.buffer].shape
+    rows_per_slot = int(math.prod(shape[:-1])) // max(1, shape[0]) if len(shape) > 2 else 0
+    first = (s0 * rows_per_slot + r0) * width + c0 if len(shape) > 2 else r0 * width + c0
+    return (addresses[view.buffer] + first * e) % 4096
+
+
+@lru_cache(maxsize=8192)
 def strip_miss_rate(
-    k: int, a_stride: int, a_rows: int, a_row_bytes: int, b_stride: int, level: CacheLevel
+    k: int,
+    a_stride: int,
+    a_rows: int,
+    a_row_bytes: int,
+    b_stride: int,
+    level: CacheLevel,
+    stream: float = 0.0,
+    a_start: int | None = None,
+    b_start: int | None = None,
 ) -> float:
-    """L1 miss rate of the lines a block of C sweeps over k, again for each block.
+    """L1 miss rate of the lines one block of C touches over k, touched again for each block.
 
-    The sweep holds one line of B per k (rows ``b_stride`` bytes apart) and the A' lines: one
-    per k for a transposed A (``a_rows`` = 0, rows ``a_stride`` apart), else ``a_rows`` rows
-    of ``a_row_bytes`` contiguous bytes. Strided rows fall into few sets when the stride is
-    near a multiple of the cache's set span (a 2 KiB stride maps 16 rows to 2 of the 64 sets),
-    so the sweep is costed set by set: a set holding L of its lines misses on a fraction p of
-    them, p = 1 - (1 - 1/ways)^(L p) (the random-replacement fixed point of one set), zero
-    when L fits its ways. Where A starts relative to B is not known (the arena decides): the
-    rate is the mean over every offset (in lines) within the set span.
+    The working set holds one line of B per k (rows ``b_stride`` bytes apart) and the A' lines:
+    one per k for a transposed A (``a_rows`` = 0, rows ``a_stride`` apart), else ``a_rows``
+    rows of ``a_row_bytes`` contiguous bytes. ``stream``: other misses per round (the block's
+    new lines of C), spread evenly over the sets. Strided rows fall into few sets when the stride
+    is near a multiple of the cache's set span (a 2 KiB stride maps 16 rows to 2 of the 64
+    sets), so the rate is costed set by set (:func:`edgefptt.hw.cache.set_miss_rate`). Where
+    A and B start within a page (``a_start``, ``b_start``, bytes) decides which sets they
+    share; when not known (a pass whose arena is not laid out yet) the rate is the mean over
+    every offset in lines of A against B.
     """
-    one = CacheLevel("set", 1, level.ways, level.line_bytes)
-    b_lines = [(r * b_stride) // LINE for r in range(k)]
+    b0 = b_start or 0
+    b_lines = sorted({(b0 + r * b_stride) // LINE for r in range(k)})
+    a0 = a_start or 0
     if a_rows == 0:
-        a_lines = [(r * a_stride) // LINE for r in range(k)]
+        a_lines = sorted({(a0 + r * a_stride) // LINE for r in range(k)})
     else:
-        per_row = math.ceil(a_row_bytes / LINE) + 1
-        a_lines = [(r * a_stride) // LINE + q for r in range(a_rows) for q in range(per_row)]
-    b_lines, a_lines = sorted(set(b_lines)), sorted(set(a_lines))  # rows may share lines
-    rates = []
-    for shift in range(level.sets):
+        a_lines = sorted(
+            {
+                x
+                for r in range(a_rows)
+                for x in range(
+                    (a0 + r * a_stride) // LINE, (a0 + r * a_stride + a_row_bytes - 1) // LINE + 1
+                )
+            }
+        )
+    shifts = range(level.sets) if a_start is None or b_start is None else (0,)
+    lam = stream / level.sets
+    rates, foreign = [], []
+    keep = 1.0 - 1.0 / level.ways
+    for shift in shifts:
         lines = np.array(b_lines + [a + shift for a in a_lines])
         load = np.bincount(lines % level.sets, minlength=level.sets)
-        missed = sum(n * sweep_miss_rate(float(n), one) for n in load if n > level.ways)
-        rates.append(missed / len(lines))
+        per_set = [int(n) * set_miss_rate(int(n), lam, level.ways) for n in load]
+        rates.append(sum(per_set) / len(lines))
+        foreign.append(np.mean([1.0 - keep ** (m + lam) for m in per_set]))
+    _FOREIGN[(k, a_stride, a_rows, a_row_bytes, b_stride, level, stream, a_start, b_start)] = float(
+        np.mean(foreign)
+    )
     return float(np.mean(rates))
 
 
-def _blocked4(
-    i: int, j: int, k: int, ta: bool, e: int, sa: int, sb: int, level: CacheLevel
+# Per strip_miss_rate call: the chance that a line elsewhere (C's block, read before the k loop
+# and written after it, in a random set) is evicted during one round.
+_FOREIGN: dict[tuple, float] = {}
+
+
+def strip_foreign_evict(*args) -> float:
+    """For the same arguments as :func:`strip_miss_rate`: the chance that another line, in a
+    set chosen at random, is evicted by the round's misses (1 - keep^misses of its set)."""
+    strip_miss_rate(*args)
+    return _FOREIGN[args]
+
+
+def _strip_over_call(
+    args: tuple, lay: Layout, steps_a: int, a_step: int, steps_b: int, b_step: int
+) -> tuple[float, float]:
+    """:func:`strip_miss_rate` and :func:`strip_foreign_evict` averaged over the blocks of a
+    call: A's lines move by ``a_step`` bytes per block row (of ``steps_a``), B's by ``b_step``
+    per block column (of ``steps_b``), so the sets they share change across the call (up to
+    8 positions of each are sampled evenly). Unknown starts: the offset mean already covers
+    them."""
+    if lay.a_start is None or lay.b_start is None:
+        return strip_miss_rate(*args, None, None), strip_foreign_evict(*args, None, None)
+    rates, foreign = [], []
+    for ia in sorted({round(x) for x in np.linspace(0, max(0, steps_a - 1), 8)}):
+        for jb in sorted({round(x) for x in np.linspace(0, max(0, steps_b - 1), 8)}):
+            at = ((lay.a_start + ia * a_step) % 4096, (lay.b_start + jb * b_step) % 4096)
+            rates.append(strip_miss_rate(*args, *at))
+            foreign.append(strip_foreign_evict(*args, *at))
+    return float(np.mean(rates)), float(np.mean(foreign))
+
+
+def _edge_age(misses: float, level: CacheLevel) -> float:
+    """Chance a line touched at a uniformly random point of a pass of ``misses`` misses is gone
+    at its end (random replacement): the mean of 1 - keep^(u misses / sets) over u in [0, 1]."""
+    x = misses / level.sets * -math.log(1.0 - 1.0 / level.ways)
+    return 1.0 - (1.0 - math.exp(-x)) / x if x > 1e-9 else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """What a loop needs to know about its operands: row strides (elements) and, when known,
+    where A and B start within a page (bytes)."""
+
+    sa: int
+    sb: int
+    sc: int
+    a_start: int | None = None
+    b_start: int | None = None
+
+
+def _naive(
+    i: int, j: int, k: int, ta: bool, tb: bool, e: int, lay: Layout, level: CacheLevel
 ) -> list[Reuse]:
-    """4 x 4 blocks of C over all k (gemmini.h's order and our scalar nn kernel), A plain or
-    transposed (A' rows are then columns of A: the 4 values of one k share a line). For each
-    block the sweep of k lines of B and the A' lines repeats; its miss rate follows from how
-    those strided rows map onto the sets (:func:`strip_miss_rate`)."""
-    blocks_i = math.ceil(i / MR)
+    """The plain i, j, k loop: C[i][j] = sum_k A'[i][k] B'[k][j] (gemmini.h's matmul_cpu when
+    an operand is transposed or I, J are not multiples of 4).
+
+    Each (i, j) reads C[i][j] (D == C) or the bias, k values of A' and k of B', and writes
+    C[i][j]. The lines of A' and B' one (i, j) touches are touched again at the next j (a line
+    of B holds 64 / e columns, one of a transposed A 64 / e values of i), with C's new line
+    every 64 / e values of j streamed past (:func:`strip_miss_rate`, set by set); all of B is
+    swept again for each i, with C's row streamed past.
+    """
+    per_line = LINE / e
+    out: list[Reuse] = []
+    a_all = rows_lines(k, i, lay.sa, e) if ta else rows_lines(i, k, lay.sa, e)
+    b_all = rows_lines(j, k, lay.sb, e) if tb else rows_lines(k, j, lay.sb, e)
+    c_miss = spread_miss_rate(a_all + b_all + rows_lines(i, j, lay.sc, e), level)
+    c_row = rows_lines(1, j, lay.sc, e) * c_miss  # C lines streamed past per i
+    if tb:  # B' column j is row j of B: all of B swept for each i, A's row i per j
+        b_lines = rows_lines(j, k, lay.sb, e)
+        p_b = spread_miss_rate(b_lines, level, c_row)
+        out.append(Reuse(b_lines, i - 1, b_lines, rate=p_b))
+        a_lines = i * segment_lines(k, e)
+        per_j = segment_lines(k, e) * p_b + c_miss / per_line  # B's row and C's share per j
+        out.append(Reuse(a_lines, j - 1, per_j, False, 1.0))
+        return out
+    # column j of B walks k rows; the next L/e columns reuse those lines
+    a_stride = lay.sa * e if ta else 0
+    strip = (k, a_stride, 0 if ta else 1, k * e, lay.sb * e, level, c_miss / per_line)
+    per_j = _strip_over_call(strip, lay, i, e if ta else lay.sa * e, j, e)[0]
     b_lines = k * segment_lines(j, e)
-    events = k * (j / 4) * segment_lines(4, e)  # a window of 4 columns may straddle two lines
+    events = k * min(j, per_line) * math.ceil(j / per_line)
+    out.append(Reuse(b_lines, max(0.0, events / b_lines - 1) * i, k, rate=per_j))
+    out.append(Reuse(b_lines, i - 1, b_lines, rate=spread_miss_rate(b_lines, level, c_row)))
+    if ta:  # A' row i is column i of A: k lines, shared by L/e consecutive i
+        a_lines = k * math.ceil(i / per_line)
+        out.append(Reuse(a_lines, j * min(i, per_line) - 1, k, rate=per_j))
+    else:
+        a_lines = i * segment_lines(k, e)
+        out.append(Reuse(a_lines, j - 1, k, rate=per_j))
+    return out
+
+
+def _blocked4(
+    i: int, j: int, k: int, ta: bool, e: int, lay: Layout, level: CacheLevel, edge: bool
+) -> list[Reuse]:
+    """4 x 4 blocks of C over all k (gemmini.h's order, our scalar fp32 nn kernel and our bf16
+    blocks), A plain or transposed (A' rows are then columns of A: the 4 values of one k share
+    a line). Each block touches k lines of B (strided) and the A' lines, reads its 4 x 4 of C
+    and writes it back: per block a line of C's new lines streams past (one per 64 / (4 e)
+    blocks per row). The B lines are touched again by the next blocks of the same row (a line
+    holds 64 / (4 e) blocks), and all of B again for each block row of C, with that row of C
+    streamed past; the A' lines again for each block of the row. With ``edge`` (our fp32
+    code) the columns beyond the last multiple of 4 are a second pass, element by element, after
+    all blocks: it touches C's edge lines and A again, long after the blocks did."""
+    blocks_i = math.ceil(i / MR) if not edge else i // MR
+    blocks_j = math.ceil(j / 4) if not edge else j // 4
+    cols = min(j, 4 * blocks_j)
+    b_lines = k * segment_lines(cols, e)
+    events = k * blocks_j * segment_lines(4, e)  # a window of 4 columns may straddle two lines
     a_lines = k * segment_lines(4, e) if ta else MR * segment_lines(k, e)
-    rate = strip_miss_rate(k, sa * e, 0 if ta else MR, k * e, sb * e, level)
-    return [
-        Reuse(b_lines, (events / b_lines - 1) * blocks_i, k + a_lines, rate=rate),
-        Reuse(b_lines, blocks_i - 1, b_lines),
-        Reuse(a_lines * blocks_i, j / 4 - 1, k, False, 1.0, rate=rate),
+    c_lines = rows_lines(i, j, lay.sc, e)
+    c_miss = spread_miss_rate(c_lines + b_lines + a_lines * blocks_i, level)
+    c_block = MR * 4 * e / LINE * c_miss  # new lines of C per block that miss
+    c_rows = rows_lines(MR, j, lay.sc, e) * c_miss
+    strip = (k, lay.sa * e, 0 if ta else MR, k * e, lay.sb * e, level, c_block)
+    a_step = MR * e if ta else MR * lay.sa * e
+    # c_again: C's block read before the k loop, written back after it
+    rate, c_again = _strip_over_call(strip, lay, blocks_i, a_step, blocks_j, 4 * e)
+    out = [
+        Reuse(blocks_i * blocks_j * MR * segment_lines(4, e), 1, 0, rate=c_again),
+        Reuse(b_lines, max(0.0, events / b_lines - 1) * blocks_i, k + a_lines, rate=rate),
+        Reuse(b_lines, blocks_i - 1, b_lines, rate=spread_miss_rate(b_lines, level, c_rows)),
+        Reuse(a_lines * blocks_i, blocks_j - 1, k, False, 1.0, rate=rate),
     ]
+    if edge and cols < j:
+        gone = _edge_age(c_lines + blocks_i * blocks_j * a_lines * rate, level)
+        a_all = k * math.ceil(i / (LINE / e)) if ta else i * segment_lines(k, e)
+        out.append(Reuse(i * segment_lines(j - cols, e), 1, 0, rate=gone))
+        out.append(Reuse(a_all, 1, 0, rate=gone))
+        b_edge = None if lay.b_start is None else (lay.b_start + cols * e) % 4096
+        edge_lay = Layout(lay.sa, lay.sb, lay.sc, lay.a_start, b_edge)
+        out += _naive(i, j - cols, k, ta, False, e, edge_lay, level)
+    if edge and blocks_i * MR < i:  # the last rows: all of B again, once per row
+        again = spread_miss_rate(b_lines, level)
+        out.append(Reuse(b_lines, i - blocks_i * MR, b_lines, rate=again))
+    return out
 
 
-def _ours_nt(i: int, j: int, k: int, e: int, b_miss: float) -> list[Reuse]:
-    """Our scalar nt kernel: 4 rows of A against 4 rows of B (16 dot products in registers),
-    B read once per block of 4 rows of A, the 4 rows of A re-read for every block of B."""
-    b_lines = j * segment_lines(k, e)
+def _ours_nt(i: int, j: int, k: int, e: int, lay: Layout, level: CacheLevel) -> list[Reuse]:
+    """Our nt kernel (B transposed): 4 rows of A against 4 rows of B (16 dot products in
+    registers), B swept once per block of 4 rows of A (with those rows of C streamed past),
+    the 4 rows of A re-read for every block of B (4 rows of B new each time)."""
+    b_lines = rows_lines(j, k, lay.sb, e)
     a_lines = MR * segment_lines(k, e)
     blocks_i = math.ceil(i / MR)
+    c_miss = spread_miss_rate(b_lines + a_lines * blocks_i + rows_lines(i, j, lay.sc, e), level)
+    c_rows = rows_lines(MR, j, lay.sc, e) * c_miss
+    p_b = spread_miss_rate(b_lines, level, c_rows)
+    per_block = 4 * segment_lines(k, e) * p_b + MR * 4 * e / LINE * c_miss
     return [
-        Reuse(b_lines, blocks_i - 1, b_lines),
-        Reuse(a_lines * blocks_i, j / 4 - 1, 4 * segment_lines(k, e), False, b_miss),
+        Reuse(b_lines, blocks_i - 1, b_lines, rate=p_b),
+        Reuse(a_lines * blocks_i, math.ceil(j / 4) - 1, per_block, False, 1.0),
     ]
 
 
 def matmul_pattern(
-    kernel: Kernel, workload: Workload, elem_bytes: int, code: str, b_first_miss: float = 1.0
+    kernel: Kernel,
+    workload: Workload,
+    elem_bytes: int,
+    code: str,
+    addresses: dict[str, int] | None = None,
 ) -> Pattern:
-    """Touches and re-touches of one matmul call under ``code``'s loop order."""
+    """Touches and re-touches of one matmul call under ``code``'s loop order; ``addresses``
+    (buffer -> byte address), where known, place the operands in the sets."""
     mm = kernel.matmul
     assert mm is not None
     a, b = kernel.reads[0], kernel.reads[1]
@@ -254,16 +395,19 @@ def matmul_pattern(
     touches = [touch_of(v, workload, elem_bytes) for v in (a, b, out)]
     if len(kernel.reads) > 2 and kernel.reads[2].buffer != out.buffer:
         touches.append(touch_of(kernel.reads[2], workload, elem_bytes))
-    sa = _geometry(a, workload)[5]
-    sb = _geometry(b, workload)[5]
-    return Pattern(tuple(touches), _matmul_reuses(mm, elem_bytes, code, b_first_miss, sa, sb))
+    lay = Layout(
+        _geometry(a, workload)[5],
+        _geometry(b, workload)[5],
+        _geometry(out, workload)[5],
+        _page_offset(a, workload, elem_bytes, addresses),
+        _page_offset(b, workload, elem_bytes, addresses),
+    )
+    return Pattern(tuple(touches), _matmul_reuses(mm, elem_bytes, code, lay))
 
 
 @lru_cache(maxsize=4096)
-def _matmul_reuses(
-    mm: MatmulSpec, e: int, code: str, b_first_miss: float, sa: int, sb: int
-) -> tuple[Reuse, ...]:
-    """The re-touches of one call: its shape, row strides (elements) and loop order."""
+def _matmul_reuses(mm: MatmulSpec, e: int, code: str, lay: Layout) -> tuple[Reuse, ...]:
+    """The re-touches of one call: its shape, layout and loop order."""
     from edgefptt.hw.cache import ROCKET_CHIPYARD
 
     i, j, k = mm.m, mm.n, mm.k
@@ -271,19 +415,23 @@ def _matmul_reuses(
     l1 = ROCKET_CHIPYARD.l1d
     if code == "paper":
         if not ta and not tb and i % 4 == 0 and j % 4 == 0:
-            reuses = _blocked4(i, j, k, False, e, sa, sb, l1)
+            reuses = _blocked4(i, j, k, False, e, lay, l1, edge=False)
         else:
-            reuses = _naive(i, j, k, ta, tb, e, sa, sb, l1)
-    elif e == 2:  # our bf16 matmul: the plain loop
-        reuses = _naive(i, j, k, ta, tb, e, sa, sb, l1)
-    elif tb and not ta:
-        reuses = _ours_nt(i, j, k, e, b_first_miss)
-    else:
-        reuses = _blocked4(i, j, k, ta, e, sa, sb, l1)
+            reuses = _naive(i, j, k, ta, tb, e, lay, l1)
+    elif tb and not ta:  # fp32 dot products, bf16 blocks over 4 rows of B: the same lines
+        reuses = _ours_nt(i, j, k, e, lay, l1)
+    else:  # fp32: an edge pass after the blocks; bf16: partial blocks at the edges
+        reuses = _blocked4(i, j, k, ta, e, lay, l1, edge=e == 4)
     return tuple(r for r in reuses if r.lines > 0 and r.times > 0)
 
 
-def kernel_pattern(kernel: Kernel, workload: Workload, elem_bytes: int, code: str) -> Pattern:
+def kernel_pattern(
+    kernel: Kernel,
+    workload: Workload,
+    elem_bytes: int,
+    code: str,
+    addresses: dict[str, int] | None = None,
+) -> Pattern:
     if kernel.matmul is not None:
-        return matmul_pattern(kernel, workload, elem_bytes, code)
+        return matmul_pattern(kernel, workload, elem_bytes, code, addresses)
     return streaming_pattern(kernel, workload, elem_bytes)

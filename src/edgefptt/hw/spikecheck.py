@@ -12,6 +12,7 @@ one instruction per cycle). The model walks the same sequence
 
 from __future__ import annotations
 
+import math
 import re
 import subprocess
 import tempfile
@@ -51,6 +52,16 @@ class Scenario:
         if self.kernel.matmul is None:
             return None
         return loop_of(self.kernel, self.code, self.dtype)
+
+    def addresses(self) -> dict[str, int]:
+        """Byte offsets of the buffers in the harness's page-aligned arena: in order, each
+        padded by 81 elements and aligned to a line (no power-of-two aliasing between them)."""
+        e = DTYPE_BYTES[self.dtype]
+        out, at = {}, 0
+        for name, shape in self.buffers:
+            out[name] = at
+            at += -(-(math.prod(shape) + 81) * e // 64) * 64
+        return out
 
     @property
     def macs(self) -> int:
@@ -259,13 +270,15 @@ def harness_source(s: Scenario) -> str:
     ctype = "ef_elem" if s.code == "generated" else ("elem" if s.kernel.matmul else "float")
     one = "0x3f00u" if s.dtype == "bf16" else "0.5f"
     step = "1u" if s.dtype == "bf16" else "0.001f"
+    offsets = s.addresses()
+    e = DTYPE_BYTES[s.dtype]
+    last, shape = s.buffers[-1]
+    total = offsets[last] + (math.prod(shape) + 81) * e
+    decls.append(f"static unsigned char arena[{total}] __attribute__((aligned(4096)));")
     for name, shape in s.buffers:
-        n = 1
-        for d in shape:
-            n *= d
-        # padded by 5 lines + 4 bytes: no power-of-two aliasing between the arrays (the model
-        # assumes lines spread over the sets, as the planner's arena offsets spread them)
-        decls.append(f"static {ctype} {name}[{n + 81}] __attribute__((aligned(64)));")
+        n = math.prod(shape)
+        # one arena at known offsets: the model places the operands in the L1 sets as here
+        decls.append(f"static {ctype} *const {name} = ({ctype} *)(arena + {offsets[name]});")
         init.append(
             f"    for (int i = 0; i < {n}; ++i) {name}[i] = ({ctype})({step} * (i % 97) + {one});"
         )
@@ -290,7 +303,7 @@ def predict(s: Scenario, hierarchy: Hierarchy = ROCKET_CHIPYARD) -> tuple[float,
         init = Kernel("init", "copy", "dataMovement", "forward", 0, (), (View(nm, shape),), 0,
                       s.dtype)  # fmt: skip
         walker.call(streaming_pattern(init, wl, e))
-    pattern = kernel_pattern(s.kernel, wl, e, s.code)
+    pattern = kernel_pattern(s.kernel, wl, e, s.code, s.addresses())
     l1 = l2 = 0.0
     for _ in range(s.repeat):
         a, b = walker.call(pattern)
