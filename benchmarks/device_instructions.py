@@ -4,14 +4,17 @@ For each network (the paper's pixel-MNIST LSTM and the keyword-spotting `gsc` pr
 (fp32, bf16) and schedule (exact, paper), the exported one-pass program is built for
 
 - ``riscv``: rv64gc Linux, static (`make riscv`), run under qemu-riscv64, one thread;
+- ``rv64gcv``: the same for cores with the V extension (`make riscv_rvv`: clang-16
+  -march=rv64gcv, RVV 1.0 kernels), run under qemu-riscv64 -cpu rv64,v=true,vlen=128 (the
+  plugin counts instructions: a vector instruction is one, whatever its vector length);
 - ``cortex-m7``: bare metal on the Cortex-M7 (`make cortex-m BOARD=an500`), run under
   qemu-system-arm (mps2-an500), where the arena fits its RAM (others are listed as skipped),
 
 and profiled with the project's TCG plugin (codegen/templates/insn_profile_plugin.c): one pass is
 a run with ``--time 1`` minus a plain run, function by function, summed into kernel groups
 (edgefptt.codegen.profile.KERNEL_GROUPS). The counts are deterministic, and data-independent:
-the scalar kernels of cores without a vector unit skip nothing (the zero skipping of the
-vector matmul does not exist on these targets).
+the scalar kernels of cores without a vector unit and the RVV kernels skip nothing (the zero
+skipping of the x86/Arm vector matmul does not exist on these targets).
 
 Per row: instructions per pass, per arithmetic operation (`edgefptt ops` for the same run:
 add/sub + mul/div + nonlinear), the mix by group, and per network and target the
@@ -23,7 +26,7 @@ with riscv64 gcc -O2, CPU only, paper schedule, fp32): 6.58 G (K = 1), 6.59 G (K
 6.94 G (K = 784) instructions per pass.
 
 Run: python benchmarks/device_instructions.py [--networks paper-smnist,gsc] [--ks 1,14,28,784]
-     [--dtypes fp32,bf16] [--schedules exact,paper] [--targets riscv,cortex-m7]
+     [--dtypes fp32,bf16] [--schedules exact,paper] [--targets riscv,rv64gcv,cortex-m7]
 Prints one JSON document (and a table on stderr).
 """
 
@@ -43,6 +46,9 @@ from edgefptt.workload import build_workload
 
 SEED_C_RISCV = {1: 6.58e9, 14: 6.59e9, 784: 6.94e9}  # issue 18's table (paper network, fp32)
 DEFAULT_KS = {"paper-smnist": (1, 14, 28, 784), "gsc": (1, 10, 20, 100)}
+# The build (edgefptt.codegen.build's target) and the profiling target of each target here.
+BUILDS = {"riscv": "riscv", "rv64gcv": "riscv_rvv", "cortex-m7": "cortex-m-an500"}
+PROFILES = {"riscv": "riscv", "rv64gcv": "riscv_rvv", "cortex-m7": "cortex-m7"}
 
 
 def _arith(net, run) -> int:
@@ -51,9 +57,7 @@ def _arith(net, run) -> int:
 
 
 def _binary(out: Path, target: str) -> Path:
-    if target == "riscv":
-        return make(out, "riscv", learner=False)
-    return make(out, "cortex-m-an500", learner=False)
+    return make(out, BUILDS[target], learner=False)
 
 
 def main() -> None:
@@ -62,14 +66,16 @@ def main() -> None:
     parser.add_argument("--ks", default=None, help="K values (default: per network)")
     parser.add_argument("--dtypes", default="fp32,bf16")
     parser.add_argument("--schedules", default="exact,paper")
-    parser.add_argument("--targets", default="riscv,cortex-m7")
+    parser.add_argument("--targets", default="riscv,rv64gcv,cortex-m7")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for network in args.networks.split(","):
             ks = [int(k) for k in args.ks.split(",")] if args.ks else DEFAULT_KS[network]
             for target in args.targets.split(","):
-                missing = tool_missing("riscv" if target == "riscv" else "cortex-m-an500")
+                if target not in BUILDS:
+                    parser.error(f"unknown target {target!r}: choose from {', '.join(BUILDS)}")
+                missing = tool_missing(BUILDS[target])
                 for dtype in args.dtypes.split(","):
                     for schedule in args.schedules.split(","):
                         for k in ks:
@@ -88,7 +94,9 @@ def main() -> None:
                             export_c(net, run, out, seed=0)
                             try:
                                 binary = _binary(out, target)
-                                profile = pass_profile(binary, build_dir=out, target=target)
+                                profile = pass_profile(
+                                    binary, build_dir=out, target=PROFILES[target]
+                                )
                             except BuildError as exc:  # e.g. the arena exceeds the board's RAM
                                 rows.append({**row, "skipped": str(exc).splitlines()[0]})
                                 continue
@@ -158,8 +166,17 @@ def _extra(rows: list[dict]) -> list[dict]:
 
 
 def _targets(rows: list[dict]) -> dict:
-    """Issue 18's targets on rv64gc (fp32 where the seed numbers are fp32)."""
-    rv = [r for r in rows if r["target"] == "riscv" and "instructions" in r]
+    """Issue 18's targets on rv64gc (fp32 where the seed numbers are fp32), and the same
+    figures for rv64gcv (RVV 1.0, the cores that have it)."""
+    out = _targets_of(rows, "riscv")
+    rvv = _targets_of(rows, "rv64gcv")
+    if rvv["max_instructions_per_op_exact"] is not None:
+        out["rv64gcv"] = rvv
+    return out
+
+
+def _targets_of(rows: list[dict], target: str) -> dict:
+    rv = [r for r in rows if r["target"] == target and "instructions" in r]
     exact = [r["instructions_per_op"] for r in rv if r["schedule"] == "exact"]
     seed = {
         r["partitions"]: r["instructions"] / SEED_C_RISCV[r["partitions"]]

@@ -27,10 +27,12 @@ from edgefptt.errors import EdgeFPTTError
 # Bare-metal targets: the board each runs on (edgefptt.codegen.boards).
 BAREMETAL = {"baremetal-riscv": "riscv", "cortex-m-an386": "an386", "cortex-m-an500": "an500"}
 TARGETS = {"host": "train_host", "riscv": "train_riscv", "sanitize": "train_sanitize"}
+TARGETS["riscv_rvv"] = "train_riscv_rvv"  # RVV 1.0 (clang -march=rv64gcv), qemu with QEMU_RVV_CPU
 TARGETS |= {target: BOARDS[key].elf("train") for target, key in BAREMETAL.items()}
 TARGETS["gemmini"] = "train_gemmini"
 # The learner each target builds beside the one-pass program.
 LEARNERS = {"host": "learn_host", "riscv": "learn_riscv", "sanitize": "learn_sanitize"}
+LEARNERS["riscv_rvv"] = "learn_riscv_rvv"
 LEARNERS |= {target: BOARDS[key].elf("learn") for target, key in BAREMETAL.items()}
 LEARNERS["gemmini"] = "learn_gemmini"
 # The Debian packages that provide each tool (what .ci/run installs). "picolibc.specs" is
@@ -46,6 +48,9 @@ TOOLS = {
     "sanitize": {"make": "make", "cc": "gcc"},
     "riscv": {"make": "make", "riscv64-linux-gnu-gcc": "gcc-riscv64-linux-gnu",
               "qemu-riscv64": "qemu-user"},
+    # clang-16 compiles; the riscv64-linux-gnu C library, start files and libgcc come with gcc.
+    "riscv_rvv": {"make": "make", "clang-16": "clang-16",
+                  "riscv64-linux-gnu-gcc": "gcc-riscv64-linux-gnu", "qemu-riscv64": "qemu-user"},
     "baremetal-riscv": {"make": "make", "riscv64-unknown-elf-gcc": "gcc-riscv64-unknown-elf",
                         "picolibc.specs": "picolibc-riscv64-unknown-elf",
                         "qemu-system-riscv64": "qemu-system-misc"},
@@ -58,7 +63,11 @@ TOOLS = {
 }  # fmt: skip
 # The bare-metal compilers' nm, for arena_symbols.
 NM = {"baremetal-riscv": "riscv64-unknown-elf-nm", "cortex-m-an386": "arm-none-eabi-nm",
-      "cortex-m-an500": "arm-none-eabi-nm", "riscv": "riscv64-linux-gnu-nm"}  # fmt: skip
+      "cortex-m-an500": "arm-none-eabi-nm", "riscv": "riscv64-linux-gnu-nm",
+      "riscv_rvv": "riscv64-linux-gnu-nm"}  # fmt: skip
+# qemu-riscv64's CPU for the riscv_rvv builds: rv64gc with the V extension (RVV 1.0), 128-bit
+# vector registers (the binaries are vector-length agnostic: any vlen runs them).
+QEMU_RVV_CPU = "rv64,v=true,vlen=128,elen=64"
 
 
 class BuildError(EdgeFPTTError):
@@ -241,11 +250,13 @@ def run_binary(
     time_passes: int = 0,
     timeout_s: float = 600,
     env: dict[str, str] | None = None,
+    qemu_cpu: str | None = None,
 ) -> RunOutput:
-    """Run a generated binary (under qemu-riscv64 if ``qemu``) and parse what it printed."""
+    """Run a generated binary (under qemu-riscv64 if ``qemu``, with -cpu ``qemu_cpu`` if given:
+    QEMU_RVV_CPU for the riscv_rvv builds) and parse what it printed."""
     args = [str(binary), "-t", str(threads)]
     if qemu:
-        args = ["qemu-riscv64", *args]
+        args = ["qemu-riscv64", *(["-cpu", qemu_cpu] if qemu_cpu else []), *args]
     with tempfile.TemporaryDirectory() as tmp:
         dump = Path(tmp) / "dump.bin"
         if dump_shapes is not None:
@@ -322,15 +333,17 @@ def run_learner(
     env: dict[str, str] | None = None,
     timeout_s: float = 600,
     check: bool = True,
+    qemu_cpu: str | None = None,
 ) -> LearnOutput:
-    """Run a learner (learn_host, or learn_riscv under qemu-riscv64) with --json.
+    """Run a learner (learn_host, or learn_riscv under qemu-riscv64, with -cpu ``qemu_cpu`` if
+    given) with --json.
 
     With ``check`` a non-zero exit raises BuildError; without, the caller reads ``returncode``
     (2 for bad input, -9 or 137 for a killed run).
     """
     argv = [str(binary), *args, "--json"]
     if qemu:
-        argv = ["qemu-riscv64", *argv]
+        argv = ["qemu-riscv64", *(["-cpu", qemu_cpu] if qemu_cpu else []), *argv]
     done = subprocess.run(
         argv, capture_output=True, text=True, timeout=timeout_s, check=False,
         env={**os.environ, **(env or {})},
@@ -457,12 +470,16 @@ def _plugin(build_dir: Path) -> Path:
 _INSNS = re.compile(r"^insns (\d+)$", re.MULTILINE)
 
 
-def count_instructions(binary: Path, *args: str, build_dir: Path | None = None) -> int:
-    """Guest instructions a RISC-V binary executes under qemu-riscv64 (one thread)."""
+def count_instructions(
+    binary: Path, *args: str, build_dir: Path | None = None, qemu_cpu: str | None = None
+) -> int:
+    """Guest instructions a RISC-V binary executes under qemu-riscv64 (one thread; a vector
+    instruction counts as one)."""
+    cpu = ["-cpu", qemu_cpu] if qemu_cpu else []
     with tempfile.TemporaryDirectory() as tmp:
         plugin = _plugin(Path(build_dir or tmp))
         done = subprocess.run(
-            ["qemu-riscv64", "-plugin", str(plugin), str(binary), "-t", "1", *args],
+            ["qemu-riscv64", *cpu, "-plugin", str(plugin), str(binary), "-t", "1", *args],
             capture_output=True, text=True, check=False,
         )  # fmt: skip
     found = _INSNS.findall(done.stderr)
@@ -471,8 +488,10 @@ def count_instructions(binary: Path, *args: str, build_dir: Path | None = None) 
     return int(found[-1])
 
 
-def instructions_per_pass(binary: Path, build_dir: Path | None = None) -> int:
+def instructions_per_pass(
+    binary: Path, build_dir: Path | None = None, qemu_cpu: str | None = None
+) -> int:
     """Instructions of one training pass: a run with one extra timed pass minus a plain run."""
-    plain = count_instructions(binary, build_dir=build_dir)
-    extra = count_instructions(binary, "--time", "1", build_dir=build_dir)
+    plain = count_instructions(binary, build_dir=build_dir, qemu_cpu=qemu_cpu)
+    extra = count_instructions(binary, "--time", "1", build_dir=build_dir, qemu_cpu=qemu_cpu)
     return extra - plain

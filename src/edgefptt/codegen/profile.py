@@ -15,7 +15,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from edgefptt.codegen.build import BuildError, plugin_library
+from edgefptt.codegen.build import QEMU_RVV_CPU, BuildError, plugin_library
 
 _BLOCK = re.compile(r"^tb ([0-9a-f]+) (\d+) (\d+)$", re.MULTILINE)
 
@@ -37,6 +37,7 @@ KERNEL_GROUPS = {
             "matmul_nn",
             "matmul_nt",
             "matmul_nt_wide",
+            "rv_row_block",
         ),
         "matmul",
     ),
@@ -52,6 +53,7 @@ KERNEL_GROUPS = {
     "ef_xent_grad": "softmax_xent",
     "ef_bias_grad": "bias_grad",
     "ef_fptt_sgd": "fptt_sgd",
+    "fptt_range": "fptt_sgd",
     "ef_copy": "copy_zero",
     "ef_zero": "copy_zero",
     "ef_sigmoid": "paper_elementwise",
@@ -86,11 +88,15 @@ def function_symbols(binary: Path, nm: str = "riscv64-linux-gnu-nm") -> list[tup
 def qemu_command(binary: Path, target: str, args: tuple[str, ...], plugin: Path) -> list[str]:
     """The qemu command line that runs ``binary`` with ``plugin`` loaded.
 
-    target: ``riscv`` (hosted, qemu-riscv64, one thread) or ``cortex-m7`` (bare metal,
-    qemu-system-arm's mps2-an500, argv through semihosting).
+    target: ``riscv`` (hosted, qemu-riscv64, one thread), ``riscv_rvv`` (the same with the V
+    extension, QEMU_RVV_CPU) or ``cortex-m7`` (bare metal, qemu-system-arm's mps2-an500, argv
+    through semihosting).
     """
     if target == "riscv":
         return ["qemu-riscv64", "-plugin", str(plugin), str(binary), "-t", "1", *args]
+    if target == "riscv_rvv":
+        return ["qemu-riscv64", "-cpu", QEMU_RVV_CPU, "-plugin", str(plugin), str(binary), "-t",
+                "1", *args]  # fmt: skip
     if target == "cortex-m7":
         return [
             "qemu-system-arm", "-machine", "mps2-an500", "-nographic", "-serial", "none",
@@ -101,7 +107,8 @@ def qemu_command(binary: Path, target: str, args: tuple[str, ...], plugin: Path)
     raise ValueError(f"unknown profiling target {target!r}")
 
 
-NM = {"riscv": "riscv64-linux-gnu-nm", "cortex-m7": "arm-none-eabi-nm"}
+NM = {"riscv": "riscv64-linux-gnu-nm", "riscv_rvv": "riscv64-linux-gnu-nm",
+      "cortex-m7": "arm-none-eabi-nm"}  # fmt: skip
 
 
 def instructions_by_function(

@@ -5,7 +5,9 @@
  * exact for finite B), scalar 4 x 4 blocks where it has none (EF_SCALAR_CORE).
  * bf16: Gemmini's BF16 config, operation by operation: inputs scaled and rounded to bf16,
  * a bf16 accumulator rounded (to nearest even) after every multiply-accumulate in K order,
- * in 4 x 4 blocks of C. */
+ * in 4 x 4 blocks of C.
+ * RISC-V with the V extension (`make riscv_rvv`), fp32: RVV 1.0 kernels, vector-length
+ * agnostic, below the scalar ones. */
 #ifndef EDGEFPTT_GEMMINI
 #include <string.h>
 
@@ -194,6 +196,133 @@ void ef_matmul_backend(size_t dim_i, size_t dim_j, size_t dim_k, const ef_elem *
             }
             c[i * stride_c + j] = acc;
         }
+}
+#elif defined(__riscv_vector)
+
+/* RISC-V cores with the V extension (RVV 1.0; `make riscv_rvv`, clang -march=rv64gcv): written
+ * vector-length agnostic, so one binary runs on any VLEN. C in blocks of up to RV_MR rows by vl
+ * columns (vl set by vsetvl, up to 4 vector registers' worth: LMUL 4), kept in vector registers
+ * over a block of k: per k, one vector of B (a unit-stride load; a strided one when B is
+ * transposed: the column of B^T is a row of B), and per row of C one scalar of A and one fused
+ * multiply-add of the vector (vfmacc.vf). The RV_MR x kn scalars of A (times a_scale when it is
+ * not 1, rounded once as in the scalar kernels) are first copied into a small contiguous buffer,
+ * so that the loop over k loads them at fixed offsets from one pointer. Each C element sums its
+ * products in k order with fused multiply-add: the same operations, in the same order, as the
+ * scalar kernels above with contraction; no zero skipping (data-independent). */
+#include <riscv_vector.h>
+
+enum { RV_MR = 6, RV_KC = 256 };
+#if defined(__clang__)
+#define RV_UNROLL4 _Pragma("clang loop unroll_count(4)")
+#else
+#define RV_UNROLL4 _Pragma("GCC unroll 4")
+#endif
+
+/* C[r][0..vl) += sum over k < kn of ap[k * RV_MR + r] * B[k][0..vl) for r < rows, where
+ * B[k][q] = b[k * ldb + q] (`nt`: b[q * ldb + k]). rows and nt are constants after inlining:
+ * the unused accumulators disappear. */
+static inline __attribute__((always_inline)) void rv_block(int rows, int nt, size_t kn,
+                                                           const float *ap, const float *b,
+                                                           size_t ldb, float *c, size_t ldc,
+                                                           size_t vl)
+{
+    vfloat32m4_t z = __riscv_vfmv_v_f_f32m4(0.0f, vl);
+    vfloat32m4_t s0 = __riscv_vle32_v_f32m4(c, vl);
+    vfloat32m4_t s1 = rows > 1 ? __riscv_vle32_v_f32m4(c + ldc, vl) : z;
+    vfloat32m4_t s2 = rows > 2 ? __riscv_vle32_v_f32m4(c + 2 * ldc, vl) : z;
+    vfloat32m4_t s3 = rows > 3 ? __riscv_vle32_v_f32m4(c + 3 * ldc, vl) : z;
+    vfloat32m4_t s4 = rows > 4 ? __riscv_vle32_v_f32m4(c + 4 * ldc, vl) : z;
+    vfloat32m4_t s5 = rows > 5 ? __riscv_vle32_v_f32m4(c + 5 * ldc, vl) : z;
+    ptrdiff_t b_bytes = (ptrdiff_t)(ldb * sizeof(float));
+    RV_UNROLL4
+    for (size_t k = 0; k < kn; ++k, ap += RV_MR) {
+        vfloat32m4_t y = nt ? __riscv_vlse32_v_f32m4(b + k, b_bytes, vl)
+                            : __riscv_vle32_v_f32m4(b + k * ldb, vl);
+        s0 = __riscv_vfmacc_vf_f32m4(s0, ap[0], y, vl);
+        if (rows > 1)
+            s1 = __riscv_vfmacc_vf_f32m4(s1, ap[1], y, vl);
+        if (rows > 2)
+            s2 = __riscv_vfmacc_vf_f32m4(s2, ap[2], y, vl);
+        if (rows > 3)
+            s3 = __riscv_vfmacc_vf_f32m4(s3, ap[3], y, vl);
+        if (rows > 4)
+            s4 = __riscv_vfmacc_vf_f32m4(s4, ap[4], y, vl);
+        if (rows > 5)
+            s5 = __riscv_vfmacc_vf_f32m4(s5, ap[5], y, vl);
+    }
+    __riscv_vse32_v_f32m4(c, s0, vl);
+    if (rows > 1)
+        __riscv_vse32_v_f32m4(c + ldc, s1, vl);
+    if (rows > 2)
+        __riscv_vse32_v_f32m4(c + 2 * ldc, s2, vl);
+    if (rows > 3)
+        __riscv_vse32_v_f32m4(c + 3 * ldc, s3, vl);
+    if (rows > 4)
+        __riscv_vse32_v_f32m4(c + 4 * ldc, s4, vl);
+    if (rows > 5)
+        __riscv_vse32_v_f32m4(c + 5 * ldc, s5, vl);
+}
+
+/* One row block of C (rows <= RV_MR) against kn rows of B: every column, vl at a time. */
+#define RV_ROWS(R, NT)                                                                        \
+    for (size_t j = 0; j < dim_j; j += vl) {                                                  \
+        vl = __riscv_vsetvl_e32m4(dim_j - j);                                                 \
+        rv_block(R, NT, kn, ap, NT ? b + j * ldb : b + j, ldb, c + j, ldc, vl);               \
+    }
+static void rv_row_block(int rows, int nt, size_t dim_j, size_t kn, const float *ap,
+                         const float *b, size_t ldb, float *c, size_t ldc)
+{
+    size_t vl;
+    switch (rows * 2 + nt) {
+    case 2: RV_ROWS(1, 0) break;
+    case 3: RV_ROWS(1, 1) break;
+    case 4: RV_ROWS(2, 0) break;
+    case 5: RV_ROWS(2, 1) break;
+    case 6: RV_ROWS(3, 0) break;
+    case 7: RV_ROWS(3, 1) break;
+    case 8: RV_ROWS(4, 0) break;
+    case 9: RV_ROWS(4, 1) break;
+    case 10: RV_ROWS(5, 0) break;
+    case 11: RV_ROWS(5, 1) break;
+    case 12: RV_ROWS(6, 0) break;
+    default: RV_ROWS(6, 1) break;
+    }
+}
+#undef RV_ROWS
+
+void ef_matmul_backend(size_t dim_i, size_t dim_j, size_t dim_k, const ef_elem *a,
+                       const ef_elem *b, const ef_elem *d, ef_elem *c, size_t stride_a,
+                       size_t stride_b, size_t stride_d, size_t stride_c, float a_scale,
+                       bool repeating_bias, bool transpose_a, bool transpose_b)
+{
+    if (d != c) /* start from D (or zero); d == c accumulates into C as it is */
+        for (size_t i = 0; i < dim_i; ++i)
+            for (size_t j = 0, vl; j < dim_j; j += vl) {
+                vl = __riscv_vsetvl_e32m8(dim_j - j);
+                vfloat32m8_t v =
+                    d == NULL ? __riscv_vfmv_v_f_f32m8(0.0f, vl)
+                              : __riscv_vle32_v_f32m8(d + (repeating_bias ? 0 : i * stride_d) + j,
+                                                      vl);
+                __riscv_vse32_v_f32m8(c + i * stride_c + j, v, vl);
+            }
+    size_t a_row = transpose_a ? 1 : stride_a, a_col = transpose_a ? stride_a : 1;
+    int scaled = a_scale != 1.0f;
+    float pack[RV_MR * RV_KC];
+    for (size_t k0 = 0; k0 < dim_k; k0 += RV_KC) {
+        size_t kn = dim_k - k0 < RV_KC ? dim_k - k0 : RV_KC;
+        const float *bk = transpose_b ? b + k0 : b + k0 * stride_b;
+        for (size_t i = 0; i < dim_i; i += RV_MR) {
+            int rows = dim_i - i < RV_MR ? (int)(dim_i - i) : RV_MR;
+            const float *ai = a + i * a_row + k0 * a_col;
+            for (size_t k = 0; k < kn; ++k)
+                for (int r = 0; r < rows; ++r) {
+                    float x = ai[(size_t)r * a_row + k * a_col];
+                    pack[k * RV_MR + (size_t)r] = scaled ? x * a_scale : x;
+                }
+            rv_row_block(rows, transpose_b, dim_j, kn, pack, bk, stride_b, c + i * stride_c,
+                         stride_c);
+        }
+    }
 }
 #else
 

@@ -11,6 +11,9 @@
 
 #include "matmul.h"
 #include "runtime.h"
+#if defined(__riscv_vector)
+#include <riscv_vector.h>
+#endif
 
 uint64_t ef_group_counts[EF_NUM_GROUPS];
 const char *const ef_group_names[EF_NUM_GROUPS] = {
@@ -160,6 +163,38 @@ static inline size_t chunk_at(ef_span s, int q)
     return (size_t)s.first + (size_t)q * s.step;
 }
 
+#if defined(__riscv_vector) && !EDGEFPTT_BF16
+/* RVV 1.0 (`make riscv_rvv`): the chunk's copies as vector loads and stores (unit-stride, or
+ * strided for a hart's every step-th element), vsetvl at a time; the same values as the loops
+ * below, which the compiler would otherwise turn into calls of memcpy. */
+static inline void gather(float *dst, const ef_elem *src, int step, int n)
+{
+    ptrdiff_t bytes = (ptrdiff_t)step * (ptrdiff_t)sizeof(float);
+    for (size_t l = 0, vl; l < (size_t)n; l += vl) {
+        vl = __riscv_vsetvl_e32m8((size_t)n - l);
+        vfloat32m8_t v = step == 1 ? __riscv_vle32_v_f32m8(src + l, vl)
+                                   : __riscv_vlse32_v_f32m8(src + l * (size_t)step, bytes, vl);
+        __riscv_vse32_v_f32m8(dst + l, v, vl);
+    }
+    for (size_t l = (size_t)n, vl; l < EF_CHUNK; l += vl) {
+        vl = __riscv_vsetvl_e32m8(EF_CHUNK - l);
+        __riscv_vse32_v_f32m8(dst + l, __riscv_vfmv_v_f_f32m8(0.0f, vl), vl);
+    }
+}
+
+static inline void scatter(ef_elem *dst, const float *src, int step, int n)
+{
+    ptrdiff_t bytes = (ptrdiff_t)step * (ptrdiff_t)sizeof(float);
+    for (size_t l = 0, vl; l < (size_t)n; l += vl) {
+        vl = __riscv_vsetvl_e32m8((size_t)n - l);
+        vfloat32m8_t v = __riscv_vle32_v_f32m8(src + l, vl);
+        if (step == 1)
+            __riscv_vse32_v_f32m8(dst + l, v, vl);
+        else
+            __riscv_vsse32_v_f32m8(dst + l * (size_t)step, bytes, v, vl);
+    }
+}
+#else
 /* dst[l] = src[l * step] for l < n, zeros after (so that the whole chunk is finite). */
 static inline void gather(float *dst, const ef_elem *src, int step, int n)
 {
@@ -183,6 +218,7 @@ static inline void scatter(ef_elem *dst, const float *src, int step, int n)
     for (int l = 0; l < n; ++l)
         ef_st(dst + (size_t)l * step, src[l]);
 }
+#endif
 
 void ef_lstm_cell_forward(ef_ctx *ctx, int rows, int units, const ef_elem *pre, int ld_pre,
                           const ef_elem *c_prev, int ld_c_prev, ef_elem *act, int ld_act,
@@ -504,6 +540,38 @@ void ef_fptt_sgd(ef_ctx *ctx, int n_params, ef_elem *w, ef_elem *grad, ef_elem *
         ef_st(w_bar + i, wb);
         ef_st(grad + i, 0.0f);
     }
+}
+#elif defined(__riscv_vector) && !EDGEFPTT_BF16
+/* RVV 1.0 (`make riscv_rvv`): one pass over a contiguous share of the parameters per hart (the
+ * update is parameter by parameter: which hart does one changes nothing), each of the four
+ * arrays streamed once, the loop vectorized by the compiler (vector-length agnostic); the
+ * arrays are distinct regions of the arena (restrict). */
+static void fptt_range(size_t n, float *restrict w, float *restrict grad, float *restrict w_bar,
+                       float *restrict lam, float lr, float alpha, float beta,
+                       float beta_over_alpha, float linear_coef)
+{
+    for (size_t i = 0; i < n; ++i) {
+        float wv = w[i], wb = w_bar[i], lv = lam[i];
+        fptt_one(&wv, &wb, &lv, grad[i], lr, alpha, beta, beta_over_alpha, linear_coef);
+        w[i] = wv;
+        lam[i] = lv;
+        w_bar[i] = wb;
+        grad[i] = 0.0f;
+    }
+}
+
+void ef_fptt_sgd(ef_ctx *ctx, int n_params, ef_elem *w, ef_elem *grad, ef_elem *w_bar,
+                 ef_elem *lam, float lr, float alpha, float beta, float beta_over_alpha,
+                 float linear_coef)
+{
+    size_t n = (size_t)n_params, harts = (size_t)ctx->harts, hart = (size_t)ctx->hart;
+    size_t lo = n * hart / harts, hi = n * (hart + 1) / harts;
+    if (linear_coef == 1.0f && beta == 0.5f) /* the usual case, specialized */
+        fptt_range(hi - lo, w + lo, grad + lo, w_bar + lo, lam + lo, lr, alpha, 0.5f,
+                   beta_over_alpha, 1.0f);
+    else
+        fptt_range(hi - lo, w + lo, grad + lo, w_bar + lo, lam + lo, lr, alpha, beta,
+                   beta_over_alpha, linear_coef);
 }
 #else
 /* With a vector unit: on chunks of this hart's parameters (the loop over a chunk vectorizes). */
