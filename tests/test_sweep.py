@@ -135,3 +135,21 @@ def test_ray_engine_without_ray_says_how_to_install(
     code = main(["sweep", "--engine", "ray", "--seeds", "0", "--out", str(tmp_path / "o")])
     assert code == 2
     assert 'pip install -e ".[ray]"' in capsys.readouterr().err
+
+
+def test_ray_engine_runs_the_grid_like_the_local_engine(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Where Ray is installed (pip install -e ".[ray]"): a local Ray instance runs the same
+    configurations, records the failure, and gives fit()'s numbers."""
+    pytest.importorskip("ray")
+    grid = tmp_path / "grid.toml"
+    grid.write_text(GRID)
+    out = tmp_path / "ray"
+    done = _sweep(["--grid", str(grid), "--engine", "ray", "--workers", "2", "--out", str(out)],
+                  capsys)  # fmt: skip
+    runs = {r["name"]: r for r in done["runs"]}
+    assert [runs[n]["status"] for n in runs] == ["finished", "finished", "failed"]
+    direct = fit(make_config(**TINY, algorithm="fptt", partitions=4, seed=0))
+    assert runs["fptt-K4-s0"]["final_test_accuracy"] == direct.final_test_accuracy
+    assert (out / "fptt-K4-s0" / "checkpoint.pt").is_file()
