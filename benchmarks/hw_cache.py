@@ -1,7 +1,8 @@
 """Miss model against Spike's cache simulator, and the measured instruction counts, as JSON.
 
-Run: .venv/bin/python benchmarks/hw_cache.py [--dtype fp32,bf16] [--profile]
-(needs Spike + pk and riscv64-linux-gnu-gcc, see tests/test_hw_cache.py; about 4 minutes)
+Run: .venv/bin/python benchmarks/hw_cache.py [--dtype fp32,bf16] [--profile] [--passes]
+(needs Spike + pk and riscv64-linux-gnu-gcc, see tests/test_hw_cache.py; about 4 minutes;
+``--passes-only`` runs the pass check alone, about 10 s a case)
 
 - ``kernels``: per kernel, Spike's L1 D and L2 misses of its calls beside the model's, the
   relative error, and Spike's instructions per call and per MAC (rdcycle = instret on Spike);
@@ -10,7 +11,11 @@ Run: .venv/bin/python benchmarks/hw_cache.py [--dtype fp32,bf16] [--profile]
   matmul_portable.c changes);
 - ``element_costs`` (with --profile, needs qemu-riscv64): instructions per work element of our
   generated kernels, measured on a small export under qemu (hw/cpu.py
-  GENERATED_INSN_PER_ELEMENT).
+  GENERATED_INSN_PER_ELEMENT);
+- ``passes`` (with --passes): whole generated training passes of small networks (export-c,
+  ``make riscv``, run on Spike), Spike's L1 D misses of the second pass per kernel group
+  (attributed at the program's ``ef_sync`` calls, edgefptt.hw.spikepass) beside the model's
+  walk of the same pass, the error; a markdown table of them on stderr.
 """
 
 from __future__ import annotations
@@ -27,12 +32,31 @@ from edgefptt.codegen.build import gemmini_env, gemmini_missing
 from edgefptt.config import make_specs
 from edgefptt.hw.cpu import GENERATED_INSN_PER_ELEMENT, MATMUL_INSN
 from edgefptt.hw.spikecheck import element_costs, loop_costs, measure, predict, scenarios
+from edgefptt.hw.spikepass import CASES, compare, measure_pass, predict_pass
+
+
+def passes(env: dict[str, str], names: list[str]) -> list[dict]:
+    """The pass check of each case named (edgefptt.hw.spikepass.CASES), with its table."""
+    doc = []
+    print("\n| case | group | calls | Spike L1 | model L1 | error |", file=sys.stderr)
+    print("|---|---|---|---|---|---|", file=sys.stderr)
+    for case in (c for c in CASES if c.name in names):
+        rows = compare(measure_pass(case, env), predict_pass(case))
+        doc.append({"case": case.name, "spec": vars(case), "groups": rows})
+        for r in rows:
+            err = f"{r['error_pct']:+.1f} %" if r["large"] else f"{r['error_misses']:+d} (abs.)"
+            print(f"| {case.name} | {r['group']} | {r['calls']} | {r['spike_l1_misses']:,} | "
+                  f"{r['model_l1_misses']:,} | {err} |", file=sys.stderr, flush=True)  # fmt: skip
+    return doc
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dtype", default="fp32,bf16", help="fp32 and/or bf16")
     parser.add_argument("--profile", action="store_true", help="also measure element costs")
+    parser.add_argument("--passes", action="store_true", help="also check whole passes")
+    parser.add_argument("--passes-only", action="store_true", help="only check whole passes")
+    parser.add_argument("--cases", default=",".join(c.name for c in CASES), help="pass cases")
     args = parser.parse_args()
     env = gemmini_env(
         Path(__file__).resolve().parents[2] / "shared" / "toolchains" / "spike-gemmini"
@@ -42,6 +66,9 @@ def main() -> int:
         print(json.dumps({"skipped": missing}))
         return 0
     env = {**os.environ, **env}
+    if args.passes_only:
+        print(json.dumps({"passes": passes(env, args.cases.split(","))}, indent=2))
+        return 0
     rows, measured = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for dtype in args.dtype.split(","):
@@ -91,6 +118,8 @@ def main() -> int:
             for dtype in args.dtype.split(",")
             for schedule in ("exact", "paper")
         }
+    if args.passes:
+        doc["passes"] = passes(env, args.cases.split(","))
     print(json.dumps(doc, indent=2))
     return 0
 

@@ -128,8 +128,8 @@ def touch_of(view: View, workload: Workload, elem_bytes: int) -> Touch:
     if cols == width:  # whole rows: one contiguous run
         per_row = segment_lines(rows * width, elem_bytes) / rows if rows else 0.0
         per_row = max(per_row, cols * elem_bytes / LINE)
-    else:
-        per_row = segment_lines(cols, elem_bytes)
+    else:  # rows closer than their slice's lines share lines (W[:, 1:] of MatMul-1)
+        per_row = rows_lines(rows, cols, width, elem_bytes) / rows
     return Touch(view.buffer, (s0, s1), (r0, r1), per_row)
 
 
@@ -169,7 +169,7 @@ def _page_offset(view: View, workload: Workload, e: int, addresses: dict | None)
 
 
 @lru_cache(maxsize=8192)
-def strip_miss_rate(
+def strip_rates(
     k: int,
     a_stride: int,
     a_rows: int,
@@ -179,18 +179,23 @@ def strip_miss_rate(
     stream: float = 0.0,
     a_start: int | None = None,
     b_start: int | None = None,
-) -> float:
-    """L1 miss rate of the lines one block of C touches over k, touched again for each block.
+) -> tuple[float, float, float, float]:
+    """L1 miss rates of the lines one block of C touches over k, touched again for each block:
+    of all of them, of A's and of B's, and the chance that a line elsewhere (C's block, read
+    before the k loop and written after it, in a set chosen at random) is evicted by one round's
+    misses (1 - keep^misses of its set).
 
     The working set holds one line of B per k (rows ``b_stride`` bytes apart) and the A' lines:
     one per k for a transposed A (``a_rows`` = 0, rows ``a_stride`` apart), else ``a_rows``
     rows of ``a_row_bytes`` contiguous bytes. ``stream``: other misses per round (the block's
     new lines of C), spread evenly over the sets. Strided rows fall into few sets when the stride
     is near a multiple of the cache's set span (a 2 KiB stride maps 16 rows to 2 of the 64
-    sets), so the rate is costed set by set (:func:`edgefptt.hw.cache.set_miss_rate`). Where
-    A and B start within a page (``a_start``, ``b_start``, bytes) decides which sets they
-    share; when not known (a pass whose arena is not laid out yet) the rate is the mean over
-    every offset in lines of A against B.
+    sets), so the rate is costed set by set (:func:`edgefptt.hw.cache.set_miss_rate`), and each
+    operand's rate is that of the sets its own lines are in (A's columns 1 KiB apart crowd 16
+    sets that B's rows, spread over all 64, mostly avoid). Where A and B start within a page
+    (``a_start``, ``b_start``, bytes) decides which sets they share; when not known (a pass
+    whose arena is not laid out yet) the rates are the means over every offset in lines of A
+    against B.
     """
     b0 = b_start or 0
     b_lines = sorted({(b0 + r * b_stride) // LINE for r in range(k)})
@@ -209,49 +214,46 @@ def strip_miss_rate(
         )
     shifts = range(level.sets) if a_start is None or b_start is None else (0,)
     lam = stream / level.sets
-    rates, foreign = [], []
     keep = 1.0 - 1.0 / level.ways
+    b_sets = np.bincount(np.array(b_lines) % level.sets, minlength=level.sets)
+    out = []
     for shift in shifts:
-        lines = np.array(b_lines + [a + shift for a in a_lines])
-        load = np.bincount(lines % level.sets, minlength=level.sets)
-        per_set = [int(n) * set_miss_rate(int(n), lam, level.ways) for n in load]
-        rates.append(sum(per_set) / len(lines))
-        foreign.append(np.mean([1.0 - keep ** (m + lam) for m in per_set]))
-    _FOREIGN[(k, a_stride, a_rows, a_row_bytes, b_stride, level, stream, a_start, b_start)] = float(
-        np.mean(foreign)
-    )
-    return float(np.mean(rates))
+        a_sets = np.bincount((np.array(a_lines) + shift) % level.sets, minlength=level.sets)
+        load = a_sets + b_sets
+        rate = np.array([set_miss_rate(int(n), lam, level.ways) for n in load])
+        out.append(
+            (
+                float(load @ rate) / load.sum(),
+                float(a_sets @ rate) / max(1, a_sets.sum()),
+                float(b_sets @ rate) / max(1, b_sets.sum()),
+                float(np.mean(1.0 - keep ** (load * rate + lam))),
+            )
+        )
+    return tuple(float(x) for x in np.mean(out, axis=0))
 
 
-# Per strip_miss_rate call: the chance that a line elsewhere (C's block, read before the k loop
-# and written after it, in a random set) is evicted during one round.
-_FOREIGN: dict[tuple, float] = {}
-
-
-def strip_foreign_evict(*args) -> float:
-    """For the same arguments as :func:`strip_miss_rate`: the chance that another line, in a
-    set chosen at random, is evicted by the round's misses (1 - keep^misses of its set)."""
-    strip_miss_rate(*args)
-    return _FOREIGN[args]
+def strip_miss_rate(*args) -> float:
+    """:func:`strip_rates`' miss rate of all the lines of the round."""
+    return strip_rates(*args)[0]
 
 
 def _strip_over_call(
     args: tuple, lay: Layout, steps_a: int, a_step: int, steps_b: int, b_step: int
-) -> tuple[float, float]:
-    """:func:`strip_miss_rate` and :func:`strip_foreign_evict` averaged over the blocks of a
-    call: A's lines move by ``a_step`` bytes per block row (of ``steps_a``), B's by ``b_step``
-    per block column (of ``steps_b``), so the sets they share change across the call (up to
-    8 positions of each are sampled evenly). Unknown starts: the offset mean already covers
-    them."""
+) -> tuple[float, float, float]:
+    """:func:`strip_rates` of A's lines, of B's, and the foreign eviction, averaged over the
+    blocks of a call: A's lines move by ``a_step`` bytes per block row (of ``steps_a``), B's by
+    ``b_step`` per block column (of ``steps_b``), so the sets they share change across the call
+    (up to 8 positions of each are sampled evenly). Unknown starts: the offset mean already
+    covers them."""
     if lay.a_start is None or lay.b_start is None:
-        return strip_miss_rate(*args, None, None), strip_foreign_evict(*args, None, None)
-    rates, foreign = [], []
+        return strip_rates(*args, None, None)[1:]
+    rates = []
     for ia in sorted({round(x) for x in np.linspace(0, max(0, steps_a - 1), 8)}):
         for jb in sorted({round(x) for x in np.linspace(0, max(0, steps_b - 1), 8)}):
             at = ((lay.a_start + ia * a_step) % 4096, (lay.b_start + jb * b_step) % 4096)
-            rates.append(strip_miss_rate(*args, *at))
-            foreign.append(strip_foreign_evict(*args, *at))
-    return float(np.mean(rates)), float(np.mean(foreign))
+            rates.append(strip_rates(*args, *at)[1:])
+    a, b, f = np.mean(rates, axis=0)
+    return float(a), float(b), float(f)
 
 
 def _edge_age(misses: float, level: CacheLevel) -> float:
@@ -302,17 +304,20 @@ def _naive(
     # column j of B walks k rows; the next L/e columns reuse those lines
     a_stride = lay.sa * e if ta else 0
     strip = (k, a_stride, 0 if ta else 1, k * e, lay.sb * e, level, c_miss / per_line)
-    per_j = _strip_over_call(strip, lay, i, e if ta else lay.sa * e, j, e)[0]
+    rate_a, rate_b, _ = _strip_over_call(strip, lay, i, e if ta else lay.sa * e, j, e)
     b_lines = k * segment_lines(j, e)
     events = k * min(j, per_line) * math.ceil(j / per_line)
-    out.append(Reuse(b_lines, max(0.0, events / b_lines - 1) * i, k, rate=per_j))
-    out.append(Reuse(b_lines, i - 1, b_lines, rate=spread_miss_rate(b_lines, level, c_row)))
+    out.append(Reuse(b_lines, max(0.0, events / b_lines - 1) * i, k, rate=rate_b))
+    # the next i touches B's lines again: after the strip's own round when all of J fits one
+    # line of B (our fp32 edge column: A's column between two touches), else after all of B
+    per_i = rate_b if j <= per_line else spread_miss_rate(b_lines, level, c_row)
+    out.append(Reuse(b_lines, i - 1, b_lines, rate=per_i))
     if ta:  # A' row i is column i of A: k lines, shared by L/e consecutive i
         a_lines = k * math.ceil(i / per_line)
-        out.append(Reuse(a_lines, j * min(i, per_line) - 1, k, rate=per_j))
+        out.append(Reuse(a_lines, j * min(i, per_line) - 1, k, rate=rate_a))
     else:
         a_lines = i * segment_lines(k, e)
-        out.append(Reuse(a_lines, j - 1, k, rate=per_j))
+        out.append(Reuse(a_lines, j - 1, k, rate=rate_a))
     return out
 
 
@@ -331,7 +336,7 @@ def _blocked4(
     blocks_i = math.ceil(i / MR) if not edge else i // MR
     blocks_j = math.ceil(j / 4) if not edge else j // 4
     cols = min(j, 4 * blocks_j)
-    b_lines = k * segment_lines(cols, e)
+    b_lines = rows_lines(k, cols, lay.sb, e)
     events = k * blocks_j * segment_lines(4, e)  # a window of 4 columns may straddle two lines
     a_lines = k * segment_lines(4, e) if ta else MR * segment_lines(k, e)
     c_lines = rows_lines(i, j, lay.sc, e)
@@ -341,15 +346,15 @@ def _blocked4(
     strip = (k, lay.sa * e, 0 if ta else MR, k * e, lay.sb * e, level, c_block)
     a_step = MR * e if ta else MR * lay.sa * e
     # c_again: C's block read before the k loop, written back after it
-    rate, c_again = _strip_over_call(strip, lay, blocks_i, a_step, blocks_j, 4 * e)
+    rate_a, rate_b, c_again = _strip_over_call(strip, lay, blocks_i, a_step, blocks_j, 4 * e)
     out = [
         Reuse(blocks_i * blocks_j * MR * segment_lines(4, e), 1, 0, rate=c_again),
-        Reuse(b_lines, max(0.0, events / b_lines - 1) * blocks_i, k + a_lines, rate=rate),
+        Reuse(b_lines, max(0.0, events / b_lines - 1) * blocks_i, k + a_lines, rate=rate_b),
         Reuse(b_lines, blocks_i - 1, b_lines, rate=spread_miss_rate(b_lines, level, c_rows)),
-        Reuse(a_lines * blocks_i, blocks_j - 1, k, False, 1.0, rate=rate),
+        Reuse(a_lines * blocks_i, blocks_j - 1, k, False, 1.0, rate=rate_a),
     ]
     if edge and cols < j:
-        gone = _edge_age(c_lines + blocks_i * blocks_j * a_lines * rate, level)
+        gone = _edge_age(c_lines + blocks_i * blocks_j * a_lines * rate_a, level)
         a_all = k * math.ceil(i / (LINE / e)) if ta else i * segment_lines(k, e)
         out.append(Reuse(i * segment_lines(j - cols, e), 1, 0, rate=gone))
         out.append(Reuse(a_all, 1, 0, rate=gone))

@@ -160,7 +160,7 @@ def matmul_instructions(kernel: Kernel, code: str, dtype: str) -> float:
     return MATMUL_CALL_INSN + cost.instructions(mm.m, mm.n, mm.k)
 
 
-ROW_BLOCK = 128  # rows of a 2-D buffer that share one history entry (a gate block of W)
+ROW_BLOCK = 16  # rows of a 2-D buffer that share one history entry (a gate block of W is H)
 
 
 def _rate(level: CacheLevel) -> float:
