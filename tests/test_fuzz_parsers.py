@@ -416,7 +416,9 @@ def test_device_state_reader(request: pytest.FixtureRequest, tmp_path: Path) -> 
         if found is not None:
             state, slot = found
             assert slot in (0, 1)
-            assert state.params["W"].shape == (4 * state.hidden, state.input_size + state.hidden)
+            assert state.params.keys() == state.network.param_shapes().keys()
+            for name, shape in state.network.param_shapes().items():
+                assert state.params[name].shape == shape
 
     run_fuzz(request, 400, state_files(), check)
 

@@ -219,9 +219,10 @@ def test_estimate_costs_the_gru_kernels_from_their_work():
 
 
 @pytest.mark.parametrize("values", [{"cell": "gru"}, {"num_layers": 2}, {"trainable": "readout"}])
-def test_export_c_writes_the_pass_and_refuses_only_the_learner(tmp_path, values):
-    # C == golden for these networks: tests/test_codegen_gru.py. Here: the export's arena and
-    # losses are the planner's and the executor's, and the learner is a stub that says why.
+def test_export_c_writes_the_pass_and_the_learner(tmp_path, values):
+    # C == golden for these networks: tests/test_codegen_gru.py (one pass) and
+    # test_learner_networks.py (the learner). Here: the export's arena and losses are the
+    # planner's and the executor's, and the learner keeps a version-2 state image.
     from edgefptt.codegen.export import export_c
 
     base = dict(input_size=I, hidden_size=H, num_classes=C, batch_size=B, seq_len=T)
@@ -230,4 +231,5 @@ def test_export_c_writes_the_pass_and_refuses_only_the_learner(tmp_path, values)
     assert export.arena_bytes == plan_memory(net, run, "lifetime").total_bytes
     golden = execute(build_workload(net, run), export.params, export.inputs, export.labels)
     assert export.golden_losses == [float(v) for v in golden.losses]
-    assert "#error" in (tmp_path / "learner.c").read_text()
+    assert "#error" not in (tmp_path / "learner.c").read_text()
+    assert "#define EDGEFPTT_STATE_VERSION 2" in (tmp_path / "config.h").read_text()

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 
+from pydantic import ValidationError
+
 from edgefptt.config import LayerSpec, NetworkSpec
 
 CELL_CODES: dict[str, int] = {"lstm": 0, "gru": 1}
@@ -44,13 +46,25 @@ def words_length(count: int) -> int:
     return 2 + 3 * count
 
 
+def build_network(**fields: object) -> NetworkSpec:
+    """A NetworkSpec, or LayoutError with the first validation problem on one line."""
+    try:
+        return NetworkSpec(**fields)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(part) for part in err.get("loc", ()))
+        text = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        raise LayoutError(f"{where}: {text}" if where else text) from None
+
+
 def network_from_words(
     input_size: int, hidden: int, num_classes: int, words: list[int]
 ) -> NetworkSpec:
     """The network an image describes: I, H, C from its header and its layer list (empty for
-    version 1). Raises LayoutError when the words describe no valid network."""
+    version 1). Raises LayoutError (one line) when they describe no valid network."""
+    sizes = {"input_size": input_size, "hidden_size": hidden, "num_classes": num_classes}
     if not words:
-        return NetworkSpec(input_size=input_size, hidden_size=hidden, num_classes=num_classes)
+        return build_network(**sizes)
     count = words[0]
     if len(words) != words_length(count):
         raise LayoutError(f"a layer list of {count} layers has {len(words)} words")
@@ -59,19 +73,14 @@ def network_from_words(
         cell, size, flag = words[1 + 3 * k : 4 + 3 * k]
         if cell not in CELL_NAMES or flag not in (0, 1):
             raise LayoutError(f"layer {k} has cell code {cell} and trainable flag {flag}")
-        layers.append(LayerSpec(cell=CELL_NAMES[cell], hidden_size=size, trainable=bool(flag)))
+        layer = {"cell": CELL_NAMES[cell], "hidden_size": size, "trainable": bool(flag)}
+        try:
+            layers.append(LayerSpec(**layer))  # type: ignore[arg-type]
+        except ValidationError as exc:
+            raise LayoutError(f"layer {k}: {exc.errors()[0].get('msg', 'invalid')}") from None
     if words[-1] not in (0, 1):
         raise LayoutError(f"the readout's trainable flag is {words[-1]}")
-    try:
-        return NetworkSpec(
-            input_size=input_size,
-            hidden_size=hidden,
-            num_classes=num_classes,
-            layers=tuple(layers),
-            readout_trainable=bool(words[-1]),
-        )
-    except ValueError as exc:
-        raise LayoutError(str(exc).splitlines()[-1]) from None
+    return build_network(**sizes, layers=tuple(layers), readout_trainable=bool(words[-1]))
 
 
 HEADER_BYTES = 136
@@ -106,6 +115,7 @@ def image_elements(net: NetworkSpec) -> int:
 __all__ = [
     "CELL_CODES",
     "LayoutError",
+    "build_network",
     "image_elements",
     "network_from_words",
     "network_image_bytes",

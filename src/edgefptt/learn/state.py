@@ -35,6 +35,7 @@ from edgefptt.learn.layout import (
     HEADER_BYTES,
     SECTOR_BYTES,
     LayoutError,
+    build_network,
     network_from_words,
     network_image_bytes,
     network_slot_bytes,
@@ -201,14 +202,14 @@ class LearnerState:
     def network(self) -> NetworkSpec:
         """The network the image holds (raises ConfigError when the fields describe none)."""
         try:
-            return NetworkSpec(
+            return build_network(
                 input_size=self.input_size,
                 hidden_size=self.hidden,
                 num_classes=self.num_classes,
                 layers=self.layers,
                 readout_trainable=self.readout_trainable,
             )
-        except ValueError as exc:
+        except LayoutError as exc:
             raise ConfigError(f"the state describes no network: {exc}") from None
 
     @property
@@ -389,7 +390,7 @@ def _parse_header(image: bytes) -> dict[str, Any]:
         net = network_from_words(
             fields["input_size"], fields["hidden"], fields["num_classes"], words
         )
-    except (LayoutError, ValueError) as exc:
+    except LayoutError as exc:
         raise _InvalidSlot(f"its header describes no network ({exc})") from None
     if state_version(net) != version:
         raise _InvalidSlot(
@@ -463,14 +464,14 @@ def _slot_size_from(data: bytes, wanted: dict[str, Any]) -> tuple[int, str] | No
     """The slot size the build (from ``wanted``) or a readable header implies, and whence."""
     if all(k in wanted for k in ("input_size", "hidden", "num_classes", "dtype")):
         try:
-            net = NetworkSpec(
+            net = build_network(
                 input_size=wanted["input_size"],
                 hidden_size=wanted["hidden"],
                 num_classes=wanted["num_classes"],
                 layers=tuple(wanted.get("layers", ())),
                 readout_trainable=wanted.get("readout_trainable", True),
             )
-        except ValueError as exc:
+        except LayoutError as exc:
             raise ConfigError(
                 f"read_state: the expected fields describe no network: {exc}"
             ) from None
