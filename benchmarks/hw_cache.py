@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python benchmarks/hw_cache.py [--dtype fp32,bf16] [--profile] [--passes]
 (needs Spike + pk and riscv64-linux-gnu-gcc, see tests/test_hw_cache.py; about 4 minutes;
-``--passes-only`` runs the pass check alone, about 10 s a case)
+``--passes-only`` runs the pass check alone, about 10 s a case, 20 s at H = 32)
 
 - ``kernels``: per kernel, Spike's L1 D and L2 misses of its calls beside the model's, the
   relative error, and Spike's instructions per call and per MAC (rdcycle = instret on Spike);

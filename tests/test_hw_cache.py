@@ -132,6 +132,77 @@ def test_set_miss_rate_matches_a_simulated_random_replacement_set():
     assert set_miss_rate(4, 0.0, 4) == 0.0  # a set's worth of lines, nothing else: no misses
 
 
+def _simulate_set(seq, ways=4, runs=4000, seed=3):
+    """Mean misses per tag of one set's touches (line, tag) under random victims, simulated."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    out: dict[int, float] = {}
+    for _ in range(runs):
+        held = [None] * ways
+        for line, tag in seq:
+            if line in held:
+                continue
+            if tag >= 0:
+                out[tag] = out.get(tag, 0.0) + 1.0 / runs
+            held[rng.integers(ways)] = line
+    return out
+
+
+def test_sequence_chain_matches_a_simulated_set_whose_lines_change():
+    """The exact chain of one set against a direct simulation: four lines that fit the ways,
+    a fifth line coming in for a while and leaving (it stays in its way until a victim picks
+    it, so the four miss again meanwhile), and a stationary five-line cycle (the closed chain's
+    rate, set_miss_rate, must agree)."""
+    from edgefptt.hw.cache import sequence_misses
+
+    four = [(x, 0) for x in range(4)]
+    seq = four * 3 + ([(x, 0) for x in range(4)] + [(9, 1)]) * 3 + [(x, 2) for x in range(4)] * 8
+    got = sequence_misses(seq, 4)
+    sim = _simulate_set(seq)
+    for tag in (0, 1, 2):
+        assert got[tag] == pytest.approx(sim[tag], rel=0.03), (tag, got, sim)
+    assert got[2] > 3.0  # after the fifth line left, the four miss again for a while
+    cycle = [(x, 0 if r >= 30 else -1) for r in range(90) for x in range(5)]
+    assert sequence_misses(cycle, 4)[0] == pytest.approx(60 * 5 * set_miss_rate(5, 0.0, 4))
+    # a set's worth of lines settles (random victims may pick a live way while others are
+    # empty: Spike's choice too, so a cold start misses more than once per line)
+    settled = [(x, 0 if r >= 30 else -1) for r in range(40) for x in range(4)]
+    assert sequence_misses(four * 5, 4)[0] > 4.0
+    assert sequence_misses(settled, 4).get(0, 0.0) < 0.05
+
+
+def test_block_row_chain_matches_a_simulated_cache():
+    """One row of 4 x 4 blocks of our scalar kernel for MatMul-3 of H = 32 (128 x 33 x 32,
+    A transposed: its columns 512 B apart crowd every 8th set), taken twice over a
+    random-replacement cache simulated line by line (seeded): the chain's A and B misses of
+    the second time within 10 %. The stationary rate of a block (strip_rates) is lower: the
+    lines a block leaves behind are what it misses."""
+    import numpy as np
+
+    from edgefptt.hw.access import Layout, _row_chain, _row_sequence, strip_rates
+
+    lay = Layout(128, 33, 33, 3392, 3392, 1696)
+    l1 = ROCKET_CHIPYARD.l1d
+    a_re, a_first, b_re, b_first, _, _, _ = _row_chain(32, 32, 32, True, 4, lay, l1)
+    rows = sorted({round(x) for x in np.linspace(0, 31, 4)})
+    sim = {}
+    for ia in rows:
+        seq = _row_sequence(32, 32, True, 4, lay, 3392 + 16 * ia, 3392, 1696 + 16 * 33 * ia, True)
+        per_set: dict[int, list] = {}
+        for line, lid, tag in seq:
+            per_set.setdefault(line % 64, []).append((lid, tag))
+        for touches in per_set.values():
+            for tag, m in _simulate_set(touches, runs=300).items():
+                sim[tag] = sim.get(tag, 0.0) + m / len(rows)
+    assert a_re + a_first == pytest.approx(sim[0] + sim[1], rel=0.10)
+    assert b_re + b_first == pytest.approx(sim[2] + sim[3], rel=0.10)
+    a_touches = sum(1 for _, lid, tag in _row_sequence(32, 32, True, 4, lay, 3392, 3392, 1696, True)
+                    if tag == 0)  # fmt: skip
+    stationary = strip_rates(32, 512, 0, 128, 132, l1, 1.0, 3392, 3392)[1]
+    assert a_re / a_touches > 1.2 * stationary
+
+
 def test_loop_costs_fit_by_hand():
     """Two shapes of one loop: per MAC and per output solve the 2 x 2 system exactly; one
     depth of k (MACs / outputs alike) gives a per-MAC cost only."""
@@ -149,20 +220,19 @@ def test_loop_costs_fit_by_hand():
     )
 
 
-# The whole-pass check (edgefptt.hw.spikepass): two small exact-schedule passes, about 8 s each.
-# Known deviation, not asserted: exact K=1's EWO-combo (-10.5 %: the LSTM backward kernel
-# misses more in Spike than its operands explain; cause not found yet).
-PASS_EXCLUDED = {("exact K=1", "EWO-combo")}
+# The whole-pass check (edgefptt.hw.spikepass): three small exact-schedule passes, about 8 s
+# each at H = 16 and 20 s at H = 32 (W no longer fits the L1 there).
+PASS_EXCLUDED: set[tuple[str, str]] = set()
 
 
 @needs_spike
-@pytest.mark.parametrize("name", ["exact K=1", "exact K=4"])
+@pytest.mark.parametrize("name", ["exact K=1", "exact K=4", "exact K=4 H=32"])
 def test_generated_pass_misses_per_group_match_spike(name):
     """Spike's L1 D misses of a generated pass's kernel groups against the model's: within
     10 % for groups of at least LARGE misses and for the pass, within SMALL_ABS misses for the
     small groups (a few misses per call of stack, context and libm lines the model does not
     walk). The attribution is checked too: every kernel stretch has run instructions, and the
-    kernels' misses are all of the second pass's but a few hundred (measured 138-432)."""
+    kernels' misses are all of the second pass's but a few hundred (measured 138-578)."""
     from edgefptt.hw.spikepass import CASES, SMALL_ABS, compare, measure_pass, predict_pass
 
     env = {**os.environ, **ENV}
@@ -170,7 +240,8 @@ def test_generated_pass_misses_per_group_match_spike(name):
     spike = measure_pass(case, env)
     assert all(n > 0 for n in spike.instructions)
     # what runs around the second pass (main's clock reads, printing pass_s): a few hundred
-    assert abs(spike.other_l1) <= 500, spike.other_l1
+    # (578 at H = 32, 1 % of the pass)
+    assert abs(spike.other_l1) <= max(500, 0.02 * sum(spike.l1)), spike.other_l1
     for row in compare(spike, predict_pass(case)):
         if (name, row["group"]) in PASS_EXCLUDED:
             continue

@@ -24,7 +24,17 @@ from functools import lru_cache
 
 import numpy as np
 
-from edgefptt.hw.cache import CacheLevel, set_miss_rate, spread_miss_rate, sweep_miss_rate
+from edgefptt.hw.cache import (
+    MAX_TRACKED as MAX_LIVE,
+)
+from edgefptt.hw.cache import (
+    RESIDENT,
+    CacheLevel,
+    sequence_misses,
+    set_miss_rate,
+    spread_miss_rate,
+    sweep_miss_rate,
+)
 from edgefptt.workload.kernels import Kernel, MatmulSpec, View, Workload
 
 LINE = 64
@@ -39,6 +49,23 @@ class Touch:
     slots: tuple[int, int]
     rows: tuple[int, int]
     lines_per_row: float
+    # where the rows lie, when the buffer's address is known (bytes): the first element of
+    # row 0 of slot 0 of the view's columns, a row's stride and its bytes, a slot's stride
+    addr: int | None = None
+    row_stride: int = 0
+    row_bytes: int = 0
+    slot_stride: int = 0
+
+    def set_shares(self, slot: int, r0: int, r1: int, sets: int) -> np.ndarray | None:
+        """Share of the lines of rows r0..r1 of ``slot`` in each cache set (None: unknown)."""
+        if self.addr is None:
+            return None
+        count = np.zeros(sets)
+        for r in range(r0, r1):
+            start = self.addr + slot * self.slot_stride + r * self.row_stride
+            for line in range(start // LINE, (start + max(1, self.row_bytes) - 1) // LINE + 1):
+                count[line % sets] += 1
+        return count / count.sum()
 
     @property
     def lines(self) -> float:
@@ -58,6 +85,7 @@ class Reuse:
     cyclic: bool = True
     stream_miss: float = 1.0
     rate: float | None = None  # L1 miss rate of a re-touch when known from the set mapping
+    sets: tuple[float, ...] | None = None  # share of its misses in each set (None: even)
 
     def l1_misses(self, level: CacheLevel) -> float:
         return _reuse_l1(self, level)
@@ -91,6 +119,14 @@ def _reuse_l2(r: Reuse, level: CacheLevel) -> float:
 class Pattern:
     touches: tuple[Touch, ...]
     reuses: tuple[Reuse, ...] = ()
+    # per set, the share of the call's misses in the set that come before one of its lines is
+    # first touched, on average over u uniform in the call (None: 1 in every set, a loop whose
+    # misses come evenly as it goes); operands walked in lock step reach a set in visits, its
+    # co-set lines together, and a line sees only the misses of the visits before its own
+    aging: tuple[float, ...] | None = None
+    # the re-touches when every first touch hits (``reuses``: when every one misses); the
+    # walker weighs the two by the share of first touches that miss (None: ``reuses`` alone)
+    reuses_if_cached: tuple[Reuse, ...] | None = None
 
 
 def segment_lines(elements: float, elem_bytes: int) -> float:
@@ -122,26 +158,150 @@ def _geometry(view: View, workload: Workload) -> tuple[int, int, int, int, int, 
     return s0, s1, r0, r1, c1 - c0, width
 
 
-def touch_of(view: View, workload: Workload, elem_bytes: int) -> Touch:
+def touch_of(
+    view: View, workload: Workload, elem_bytes: int, addresses: dict[str, int] | None = None
+) -> Touch:
     s0, s1, r0, r1, cols, width = _geometry(view, workload)
+    where = {}
+    if addresses is not None and view.buffer in addresses:
+        shape = workload.buffers[view.buffer].shape
+        per_slot = int(math.prod(shape[1:-1])) if len(shape) > 2 else 1
+        c0 = view.cols[0] if view.cols is not None else 0
+        where = {
+            "addr": addresses[view.buffer] + c0 * elem_bytes,
+            "row_stride": width * elem_bytes,
+            "row_bytes": cols * elem_bytes,
+            "slot_stride": per_slot * width * elem_bytes,
+        }
     rows = max(1, (s1 - s0) * (r1 - r0))
     if cols == width:  # whole rows: one contiguous run
         per_row = segment_lines(rows * width, elem_bytes) / rows if rows else 0.0
         per_row = max(per_row, cols * elem_bytes / LINE)
     else:  # rows closer than their slice's lines share lines (W[:, 1:] of MatMul-1)
         per_row = rows_lines(rows, cols, width, elem_bytes) / rows
-    return Touch(view.buffer, (s0, s1), (r0, r1), per_row)
+    return Touch(view.buffer, (s0, s1), (r0, r1), per_row, **where)
 
 
-def streaming_pattern(kernel: Kernel, workload: Workload, elem_bytes: int) -> Pattern:
-    """Every distinct operand once (an in-place operand counts once)."""
+def streaming_pattern(
+    kernel: Kernel, workload: Workload, elem_bytes: int, addresses: dict[str, int] | None = None
+) -> Pattern:
+    """Every distinct operand once (an in-place operand counts once); where the buffers'
+    addresses are known, the re-touches of lines that other operands' lines evict on the way
+    (:func:`_lockstep_misses`)."""
     seen: dict[tuple, Touch] = {}
     for view in (*kernel.reads, *kernel.writes):
         if view.buffer in ("labels", "loss"):
             continue
-        t = touch_of(view, workload, elem_bytes)
+        t = touch_of(view, workload, elem_bytes, addresses)
         seen.setdefault((t.buffer, t.slots, t.rows), t)
-    return Pattern(tuple(seen.values()))
+    reuses: tuple[Reuse, ...] = ()
+    if addresses is not None and kernel.kind in ("elementwise", "update", "copy"):
+        views, regions = [], {}
+        for v in (*kernel.reads, *kernel.writes):
+            if v.buffer in ("labels", "loss"):
+                continue
+            if v.buffer not in addresses:
+                views = None
+                break
+            shape = workload.buffers[v.buffer].shape
+            per_slot = int(math.prod(shape[1:-1])) if len(shape) > 2 else shape[0]
+            s0, s1, r0, r1, cols, width = _geometry(v, workload)
+            c0 = v.cols[0] if v.cols is not None else 0
+            start = addresses[v.buffer] + ((s0 * per_slot + r0) * width + c0) * elem_bytes
+            # only where it lies within a page matters (the set), and which operands are one
+            group = regions.setdefault(start, len(regions))
+            views.append(
+                (start % 4096 + (group << 32), r1 - r0, (s1 - s0) * (r1 - r0),
+                 per_slot * width * elem_bytes, width * elem_bytes, cols)
+            )  # fmt: skip
+        missed, shares, aging = (
+            (0.0, None, None)
+            if views is None
+            else _lockstep_misses(tuple(views), elem_bytes, _l1(), False)
+        )
+        if shares is not None:
+            kept, kept_shares, _ = _lockstep_misses(tuple(views), elem_bytes, _l1(), True)
+            return Pattern(
+                tuple(seen.values()),
+                (Reuse(missed, 1, 0, rate=1.0, sets=shares),),
+                aging,
+                (Reuse(kept, 1, 0, rate=1.0, sets=kept_shares),),
+            )
+    return Pattern(tuple(seen.values()), reuses)
+
+
+LOCKSTEP_MAX_TOUCHES = 400_000  # longer element-wise calls keep the plain stream (no re-touches)
+
+
+def _l1() -> CacheLevel:
+    from edgefptt.hw.cache import ROCKET_CHIPYARD
+
+    return ROCKET_CHIPYARD.l1d
+
+
+@lru_cache(maxsize=4096)
+def _lockstep_misses(
+    views: tuple, e: int, level: CacheLevel, cached: bool
+) -> tuple[float, tuple[float, ...] | None, tuple[float, ...] | None]:
+    """Re-touch misses of an element-wise kernel of the generated runtime on a scalar core: it
+    walks its rows element by element (EF_CHUNK = 1), each element reading its operands and then
+    writing its results, an operand ``g`` times as wide as the narrowest one read as ``g``
+    streams (the gate blocks of a pre-activation row). A line is touched 64 / e times, the other
+    streams' lines between; where two streams' lines fall in one set (buffers a multiple of
+    4 KiB apart: the partition buffers act and dpre of the exact plan are), each one's miss
+    evicts the other's line with probability 1/ways. Costed exactly per set
+    (:func:`edgefptt.hw.cache.sequence_misses`); first touches are the walker's. Zero where
+    the operands' rows differ (not a lock-step walk) or an address is unknown.
+    ``cached``: every first touch finds its line cached (else every one misses). Also the
+    share of the misses in each set, and per set (V - 1) / V for the V elements at which the
+    walk reaches new lines of the set (:attr:`Pattern.aging`). ``views``: per operand, its
+    first element's byte address (its offset within a page and which region it is), rows per
+    slot, rows, the slot and row strides (bytes) and columns."""
+    none = (0.0, None, None)
+    rows = {v[2] for v in views}
+    units = min(v[5] for v in views)
+    if len(rows) != 1 or units <= 0 or any(v[5] % units for v in views):
+        return none
+    n_rows = rows.pop()
+    if n_rows * units * sum(v[5] // units for v in views) > LOCKSTEP_MAX_TOUCHES:
+        return none
+    streams = []
+    for start, rows_here, _, slot_stride, row_stride, cols in views:
+        starts = [
+            start + (n // rows_here) * slot_stride + (n % rows_here) * row_stride
+            for n in range(n_rows)
+        ]
+        streams += [(starts, q * units * e) for q in range(cols // units)]
+    per_set: dict[int, list[tuple[object, int]]] = {}
+    prev: dict[int, int] = {}
+    seen: set[int] = set()
+    visits: dict[int, set[int]] = {}  # the elements at which a set gets new lines
+    first = RESIDENT if cached else -1
+    for r in range(n_rows):
+        for h in range(units):
+            for starts, off in streams:
+                line = (starts[r] + off + h * e) // LINE
+                st = line % level.sets
+                if prev.get(st) == line:
+                    continue  # the same line again, nothing between in its set: a hit
+                prev[st] = line
+                if line in seen:
+                    per_set.setdefault(st, []).append((line, 0))
+                else:
+                    per_set.setdefault(st, []).append((line, first))
+                    visits.setdefault(st, set()).add(r * units + h)
+                    seen.add(line)
+    where = np.zeros(level.sets)
+    aging = np.ones(level.sets)
+    for st, touches in per_set.items():
+        got = sequence_misses(touches, level.ways)
+        if got is None:
+            return none
+        where[st] = got.get(0, 0.0)
+        aging[st] = 1.0 - 1.0 / len(visits[st])
+    total = float(where.sum())
+    shares = where / total if total > 0 else where
+    return total, tuple(float(x) for x in shares), tuple(float(x) for x in aging)
 
 
 def rows_lines(rows: float, cols: int, stride: int, e: int) -> float:
@@ -273,6 +433,137 @@ class Layout:
     sc: int
     a_start: int | None = None
     b_start: int | None = None
+    c_start: int | None = None
+
+
+ROW_SAMPLES = 4  # block rows (and placements, where the starts are unknown) a chain is run on
+_A_RE, _A_FIRST, _B_RE, _B_FIRST, _C_RE, _C_FIRST = range(6)
+
+
+def _chunk(start: int, nbytes: int) -> range:
+    """Lines of ``nbytes`` bytes from byte ``start``."""
+    return range(start // LINE, (start + nbytes - 1) // LINE + 1)
+
+
+def _row_sequence(
+    j: int, k: int, ta: bool, e: int, lay: Layout, a0: int, b0: int, c0: int, c_step: bool
+) -> list[tuple[int, object, int]]:
+    """The line touches (line, line id, tag) of the row of 4 x 4 blocks of C before this one
+    and of this one: per block C's 4 row pieces read, per k the A' line(s) then B's, C's pieces
+    written. C moves down 4 rows a block row (``c_step``; else the call has one block row, and
+    the one before is the same row of the call before); B stays; A's lines are taken as
+    cached (those of the row before when transposed, else lines the kernel before wrote).
+    Tags count this row's touches only: re-touches in the row, and first touches in it of lines
+    the row before touched (B's always, A's when transposed and still in the same line, C's
+    line shared by two rows); the other first touches are new lines, the walker's."""
+    seq: list[tuple[int, object, int]] = []
+    before: set = set()
+    c_before = c0 - MR * lay.sc * e if c_step else c0  # a single row: the call before's
+    for rnd, (a_at, c_at) in enumerate(((a0, c_before), (a0, c0))):
+        seen: set = set()
+
+        def touch(
+            op: str, line: int, first: int, again: int, rnd=rnd, seen=seen, before=before
+        ) -> None:
+            lid = (op, line)
+            if rnd == 0:
+                tag = -1
+            elif lid in seen:
+                tag = again
+            else:
+                tag = first if lid in before else -1
+            seen.add(lid)
+            seq.append((line, lid, tag))
+
+        for jb in range(math.ceil(j / 4)):
+            nb = min(4, j - 4 * jb) * e
+            cl = [x for u in range(MR) for x in _chunk(c_at + u * lay.sc * e + jb * 4 * e, nb)]
+            for x in cl:
+                touch("C", x, _C_FIRST, _C_RE)
+            for kk in range(k):
+                if ta:
+                    for x in _chunk(a_at + kk * lay.sa * e, MR * e):
+                        touch("A", x, _A_FIRST, _A_RE)
+                else:
+                    for u in range(MR):
+                        touch("A", (a_at + u * lay.sa * e + kk * e) // LINE, _A_FIRST, _A_RE)
+                for x in _chunk(b0 + kk * lay.sb * e + jb * 4 * e, nb):
+                    touch("B", x, _B_FIRST, _B_RE)
+            for x in cl:
+                touch("C", x, _C_FIRST, _C_RE)
+        before = seen
+    return seq
+
+
+def _row_chain_placed(
+    blocks_i: int, j: int, k: int, ta: bool, e: int, lay: Layout, level: CacheLevel
+) -> tuple | None:
+    """:func:`_row_chain` with the operands moved together by whole lines so that A starts in
+    set 0 (the same misses, their sets turned back): calls that differ only in where all three
+    lie share one chain."""
+    if lay.a_start is None or lay.b_start is None or lay.c_start is None:
+        return _row_chain(blocks_i, j, k, ta, e, lay, level)
+    shift = lay.a_start // LINE * LINE
+    moved = Layout(
+        lay.sa, lay.sb, lay.sc, lay.a_start - shift, (lay.b_start - shift) % 4096,
+        (lay.c_start - shift) % 4096,
+    )  # fmt: skip
+    got = _row_chain(blocks_i, j, k, ta, e, moved, level)
+    if got is None or got[-1] is None:
+        return got
+    turn = shift // LINE % level.sets
+    return (*got[:-1], tuple(np.roll(got[-1], turn).tolist()))
+
+
+@lru_cache(maxsize=4096)
+def _row_chain(
+    blocks_i: int, j: int, k: int, ta: bool, e: int, lay: Layout, level: CacheLevel
+) -> tuple[float, ...] | None:
+    """Misses per row of 4 x 4 blocks of C, by kind (A re-touched in the row, A's first touch
+    in the row of a line the row before touched, the same for B and for C), from the exact
+    chain of every set (:func:`edgefptt.hw.cache.sequence_misses`) over the line touches of
+    the row before and of the row (:func:`_row_sequence`): the row starts from the sets the
+    one before left, C's new lines of that row included (they sweep on through the sets, a
+    few lines a row, and evict B's and A's lines as they go).
+
+    The stationary strip rates (:func:`strip_rates`) hold a set's lines fixed round after round;
+    here the lines of a set change from block to block (B's piece of a row moves 4 columns a
+    block, a new line every 64 / (4 e) blocks; C's pieces too), and the lines that left stay in
+    their ways until random victims clear them. Mean over ROW_SAMPLES block rows (A' and C move
+    down by 4 rows each); where the starts within a page are unknown, each sample also places B
+    and C elsewhere against A (offsets in lines not multiples of 8: A's columns 512 B or 2 KiB
+    apart fall in every 8th or 32nd set). None when a set has too many lines to follow (a sweep
+    far bigger than the cache: the stationary rates hold there)."""
+    a_step = MR * e if ta else MR * lay.sa * e
+    a_lines = k if ta else MR * math.ceil(k * e / LINE)
+    if (k + a_lines) / level.sets > MAX_LIVE / 2:  # a block round alone overfills the sets
+        return None
+    rows = sorted({round(x) for x in np.linspace(0, max(0, blocks_i - 1), ROW_SAMPLES)})
+    known = lay.a_start is not None and lay.b_start is not None and lay.c_start is not None
+    total = np.zeros(6)
+    where = np.zeros(level.sets)
+    for n, ia in enumerate(rows):
+        if known:
+            a0, b0, c0 = lay.a_start, lay.b_start, lay.c_start
+        else:
+            a0, b0, c0 = 0, LINE * ((13 * n + 5) % 64), LINE * ((29 * n + 11) % 64)
+        seq = _row_sequence(
+            j, k, ta, e, lay, a0 + ia * a_step, b0, c0 + ia * MR * lay.sc * e, blocks_i > 1
+        )
+        per_set: dict[int, list[tuple[object, int]]] = {}
+        for line, lid, tag in seq:
+            per_set.setdefault(line % level.sets, []).append((lid, tag))
+        for st, touches in per_set.items():
+            if len({lid for lid, _ in touches}) > 3 * MAX_LIVE:
+                return None
+            got = sequence_misses(touches, level.ways)
+            if got is None:
+                return None
+            for tag, m in got.items():
+                total[tag] += m
+                where[st] += m
+    shares = tuple(float(x) for x in where / where.sum()) if known and where.sum() > 0 else None
+    return (*(float(x) for x in total / len(rows)), shares)
 
 
 def _naive(
@@ -347,19 +638,32 @@ def _blocked4(
     a_step = MR * e if ta else MR * lay.sa * e
     # c_again: C's block read before the k loop, written back after it
     rate_a, rate_b, c_again = _strip_over_call(strip, lay, blocks_i, a_step, blocks_j, 4 * e)
-    out = [
-        Reuse(blocks_i * blocks_j * MR * segment_lines(4, e), 1, 0, rate=c_again),
-        Reuse(b_lines, max(0.0, events / b_lines - 1) * blocks_i, k + a_lines, rate=rate_b),
-        Reuse(b_lines, blocks_i - 1, b_lines, rate=spread_miss_rate(b_lines, level, c_rows)),
-        Reuse(a_lines * blocks_i, blocks_j - 1, k, False, 1.0, rate=rate_a),
-    ]
+    chain = (
+        _row_chain_placed(blocks_i, cols, k, ta, e, lay, level) if blocks_i and blocks_j else None
+    )
+    if chain is not None:  # misses per row of blocks, the sets followed line by line
+        a_re, a_first, b_re, b_first, c_re, c_first, shares = chain
+        out = [  # the first block row has no row before it
+            Reuse(blocks_i * c_re + (blocks_i - 1) * c_first, 1, 0, rate=1.0, sets=shares),
+            Reuse(blocks_i * b_re + (blocks_i - 1) * b_first, 1, 0, rate=1.0, sets=shares),
+            Reuse(blocks_i * a_re + (blocks_i - 1) * a_first, 1, 0, rate=1.0, sets=shares),
+        ]
+        block_misses = sum(r.lines for r in out)
+    else:
+        out = [
+            Reuse(blocks_i * blocks_j * MR * segment_lines(4, e), 1, 0, rate=c_again),
+            Reuse(b_lines, max(0.0, events / b_lines - 1) * blocks_i, k + a_lines, rate=rate_b),
+            Reuse(b_lines, blocks_i - 1, b_lines, rate=spread_miss_rate(b_lines, level, c_rows)),
+            Reuse(a_lines * blocks_i, blocks_j - 1, k, False, 1.0, rate=rate_a),
+        ]
+        block_misses = blocks_i * blocks_j * a_lines * rate_a
     if edge and cols < j:
-        gone = _edge_age(c_lines + blocks_i * blocks_j * a_lines * rate_a, level)
+        gone = _edge_age(c_lines + block_misses, level)
         a_all = k * math.ceil(i / (LINE / e)) if ta else i * segment_lines(k, e)
         out.append(Reuse(i * segment_lines(j - cols, e), 1, 0, rate=gone))
         out.append(Reuse(a_all, 1, 0, rate=gone))
         b_edge = None if lay.b_start is None else (lay.b_start + cols * e) % 4096
-        edge_lay = Layout(lay.sa, lay.sb, lay.sc, lay.a_start, b_edge)
+        edge_lay = Layout(lay.sa, lay.sb, lay.sc, lay.a_start, b_edge, lay.c_start)
         out += _naive(i, j - cols, k, ta, False, e, edge_lay, level)
     if edge and blocks_i * MR < i:  # the last rows: all of B again, once per row
         again = spread_miss_rate(b_lines, level)
@@ -397,15 +701,16 @@ def matmul_pattern(
     assert mm is not None
     a, b = kernel.reads[0], kernel.reads[1]
     out = kernel.writes[0]
-    touches = [touch_of(v, workload, elem_bytes) for v in (a, b, out)]
+    touches = [touch_of(v, workload, elem_bytes, addresses) for v in (a, b, out)]
     if len(kernel.reads) > 2 and kernel.reads[2].buffer != out.buffer:
-        touches.append(touch_of(kernel.reads[2], workload, elem_bytes))
+        touches.append(touch_of(kernel.reads[2], workload, elem_bytes, addresses))
     lay = Layout(
         _geometry(a, workload)[5],
         _geometry(b, workload)[5],
         _geometry(out, workload)[5],
         _page_offset(a, workload, elem_bytes, addresses),
         _page_offset(b, workload, elem_bytes, addresses),
+        _page_offset(out, workload, elem_bytes, addresses),
     )
     return Pattern(tuple(touches), _matmul_reuses(mm, elem_bytes, code, lay))
 
@@ -439,4 +744,6 @@ def kernel_pattern(
 ) -> Pattern:
     if kernel.matmul is not None:
         return matmul_pattern(kernel, workload, elem_bytes, code, addresses)
-    return streaming_pattern(kernel, workload, elem_bytes)
+    return streaming_pattern(
+        kernel, workload, elem_bytes, addresses if code == "generated" else None
+    )

@@ -210,3 +210,94 @@ def lines_of(elements: float, elem_bytes: int, line_bytes: int = 64) -> float:
     if elements <= 0:
         return 0.0
     return float(max(1, math.ceil(elements * elem_bytes / line_bytes)))
+
+
+# Lines of one set a sequence may keep track of at once (2 ** MAX_TRACKED states of residency).
+MAX_TRACKED = 10
+
+
+@lru_cache(maxsize=16)
+def _tables(n: int, ways: int) -> tuple:
+    """Index tables of the residency states of ``n`` tracked lines (bit masks of at most
+    ``ways`` bits): per bit, the states without it and with it, the ways a miss keeps free of
+    tracked lines, and per pair of bits the states without the first and with the second."""
+    masks = np.arange(1 << n)
+    pop = np.array([bin(m).count("1") for m in range(1 << n)])
+    without = [masks[(masks >> b) & 1 == 0] for b in range(n)]
+    with_ = [masks[(masks >> b) & 1 == 1] for b in range(n)]
+    keep = [(ways - pop[w]).clip(min=0) / ways for w in without]
+    room = [pop[w] < ways for w in without]
+    pairs = [
+        [w[(w >> y) & 1 == 1] if y != b else None for y in range(n)] for b, w in enumerate(without)
+    ]
+    return without, with_, keep, room, pairs
+
+
+RESIDENT = -2  # tag of a first touch of a line that is cached already (where it can be)
+
+
+def sequence_misses(seq: list[tuple[object, int]], ways: int) -> dict[int, float] | None:
+    """Expected misses, per tag, of the touches ``seq`` (line, tag) of one cache set, in
+    program order, under random replacement from an empty set; tags below zero are not
+    counted (:data:`RESIDENT`: the line is in a way no tracked line holds, where one is).
+    None when more than :data:`MAX_TRACKED` lines are live at once.
+
+    Exact: the state is which of the live lines are resident (a distribution over those
+    subsets). A miss fills one of the ``ways`` ways at random, so it evicts each resident line
+    with probability 1/ways and otherwise a way that holds a line touched no more (or nothing).
+    A line is live from its first touch to its last; after that its way counts as such a way.
+    This is what a stationary rate misses when the lines of a set change from round to round
+    (a 4 x 4 block of C moving along B): a line that leaves stays until a miss happens to pick
+    its way, 1/ways of the set's misses, so the lines that stay miss again meanwhile.
+    """
+    if all(tag < 0 for _, tag in seq):
+        return {}
+    last: dict[object, int] = {}
+    for n, (x, _) in enumerate(seq):
+        last[x] = n
+    size = min(MAX_TRACKED, len(last))
+    without_, with_, keep_, room_, pairs_ = _tables(size, ways)
+    dist = np.zeros(1 << size)
+    dist[0] = 1.0
+    free = list(range(size - 1, -1, -1))
+    bit: dict[object, int] = {}
+    out: dict[int, float] = {}
+    prev = None
+    for n, (x, tag) in enumerate(seq):
+        b = bit.get(x)
+        if x != prev:  # the same line again, nothing between in this set: a hit
+            if b is None:
+                if not free:
+                    return None
+                b = bit[x] = free.pop()
+            without = without_[b]
+            src = dist[without]
+            if tag == RESIDENT:  # cached already where a way is not one of the tracked lines'
+                room = room_[b]
+                dist = dist.copy()
+                dist[without[room] | (1 << b)] += src[room]
+                dist[without[room]] = 0.0
+                src = dist[without]
+            pm = float(src.sum())
+            if tag >= 0:
+                out[tag] = out.get(tag, 0.0) + pm
+            if pm > 0.0:
+                new = dist.copy()
+                new[without] = 0.0
+                new[without | (1 << b)] += src * keep_[b]
+                for y in bit.values():
+                    if y == b:
+                        continue
+                    sel = pairs_[b][y]
+                    new[(sel & ~(1 << y)) | (1 << b)] += dist[sel] / ways
+                dist = new
+        prev = x
+        if last[x] == n:  # no more touches: its way holds a dead line
+            w = with_[b]
+            dist[w & ~(1 << b)] += dist[w]
+            dist[w] = 0.0
+            del bit[x]
+            free.append(b)
+            if prev == x:
+                prev = None
+    return out

@@ -21,9 +21,12 @@ import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+import numpy as np
+
 from edgefptt.config import DTYPE_BYTES, NetworkSpec, RunSpec
 from edgefptt.hw.access import Pattern, Touch, kernel_pattern
 from edgefptt.hw.cache import ROCKET_CHIPYARD, CacheLevel, Hierarchy
+from edgefptt.plan.memory import lifetime_plan
 from edgefptt.workload import build_workload
 from edgefptt.workload.kernels import GROUPS, Kernel, Workload
 
@@ -168,86 +171,125 @@ def _rate(level: CacheLevel) -> float:
     return -math.log(1.0 - 1.0 / level.ways) / level.sets
 
 
-def _survival(misses: float, before: float, now: float, rate: float) -> float:
+def _survival(misses, before, now, rate):
     """Chance a line is still cached when this call reaches it.
 
     Misses between its last touch and now: those of the calls in between (``misses``), those
     of the call that last touched it after the touch (``before``, times 1 - u), and those of
     this call before it reaches the line (``now``, times u), for a touch time u uniform in both
-    calls (the same position in the same loop).
+    calls (the same position in the same loop). Scalars, or arrays of one set each.
     """
-    a, b = before * rate, now * rate
-    mean = math.exp(-a) if abs(a - b) < 1e-9 else (math.exp(-b) - math.exp(-a)) / (a - b)
-    return math.exp(-misses * rate) * mean
+    if isinstance(now, float) and isinstance(before, float):
+        a, b = before * rate, now * rate
+        mean = math.exp(-a) if abs(a - b) < 1e-9 else (math.exp(-b) - math.exp(-a)) / (a - b)
+        return math.exp(-misses * rate) * mean
+    a, b = np.multiply(before, rate), np.multiply(now, rate)
+    d = a - b
+    close = np.abs(d) < 1e-9
+    mean = np.where(close, np.exp(-a), (np.exp(-b) - np.exp(-a)) / np.where(close, 1.0, d))
+    return np.exp(-np.multiply(misses, rate)) * mean
 
 
 @lru_cache(maxsize=65536)
-def _keys(t: Touch) -> tuple[tuple[tuple[str, int, int], float], ...]:
-    """History entries (buffer, slot, block of rows) a touch covers, and its lines in each."""
+def _keys(t: Touch, sets: int) -> tuple[tuple[tuple[str, int, int], np.ndarray], ...]:
+    """History entries (buffer, slot, block of rows) a touch covers, and its lines in each set
+    of the cache (spread evenly where the buffer's address is unknown)."""
     out = []
     r0, r1 = t.rows
     for b in range(r0 // ROW_BLOCK, (r1 - 1) // ROW_BLOCK + 1):
-        rows = min(r1, (b + 1) * ROW_BLOCK) - max(r0, b * ROW_BLOCK)
+        lo, hi = max(r0, b * ROW_BLOCK), min(r1, (b + 1) * ROW_BLOCK)
         for s in range(t.slots[0], t.slots[1]):
-            out.append(((t.buffer, s, b), rows * t.lines_per_row))
+            share = t.set_shares(s, lo, hi, sets)
+            if share is None:
+                share = np.full(sets, 1.0 / sets)
+            out.append(((t.buffer, s, b), (hi - lo) * t.lines_per_row * share))
     return tuple(out)
 
 
 @lru_cache(maxsize=65536)
-def _prepared(pattern: Pattern, hierarchy: Hierarchy) -> tuple[tuple, tuple, float, float, float]:
-    """A pattern's history entries, lines per entry, all first-touch lines, and the misses of
-    its re-touches in L1 and L2 (these depend on the pattern alone)."""
-    keyed = [kl for t in pattern.touches for kl in _keys(t)]
-    re1 = sum(r.l1_misses(hierarchy.l1d) for r in pattern.reuses)
+def _prepared(pattern: Pattern, hierarchy: Hierarchy) -> tuple:
+    """A pattern's history entries, their lines per L1 set, all first-touch lines, and the
+    misses of its re-touches in L1 (per set) and L2 (these depend on the pattern alone)."""
+    sets = hierarchy.l1d.sets
+    keyed = [kl for t in pattern.touches for kl in _keys(t, sets)]
+    re1 = np.zeros(sets)
+    for r in pattern.reuses:
+        share = np.full(sets, 1.0 / sets) if r.sets is None else np.asarray(r.sets)
+        re1 += r.l1_misses(hierarchy.l1d) * share
     re2 = sum(r.l2_misses(hierarchy.l2) for r in pattern.reuses)
+    cached = re1
+    if pattern.reuses_if_cached is not None:
+        cached = np.zeros(sets)
+        for r in pattern.reuses_if_cached:
+            share = np.full(sets, 1.0 / sets) if r.sets is None else np.asarray(r.sets)
+            cached += r.l1_misses(hierarchy.l1d) * share
     keys = tuple(k for k, _ in keyed)
     lines = tuple(n for _, n in keyed)
-    return keys, lines, float(sum(lines)), re1, re2
+    return keys, lines, float(sum(n.sum() for n in lines)), re1, re2, cached
 
 
 class Walker:
-    """Miss history of one pass: hart 0's L1 D-cache and the shared L2.
+    """Miss history of one pass: hart 0's L1 D-cache, set by set, and the shared L2.
 
-    History is kept per (buffer, slot, block of 128 rows): the miss counters at the end of the
-    call that last touched it and that call's own misses.
+    History is kept per (buffer, slot, block of ROW_BLOCK rows): the miss counters at the end
+    of the call that last touched it and that call's own misses. L1 misses are counted per set
+    (a line survives the misses of its own set, 1 - 1/ways each): where the buffers' addresses
+    are known, misses that crowd a few sets (conflicts between strided rows, streams 4 KiB
+    apart) leave the lines of the other sets alone; unknown addresses spread everything evenly
+    (the same as one counter for the cache).
     """
 
     def __init__(self, hierarchy: Hierarchy = ROCKET_CHIPYARD) -> None:
         self.h = hierarchy
-        self.m1 = 0.0
+        self.m1 = np.zeros(hierarchy.l1d.sets)
         self.m2 = 0.0
-        self.r1 = _rate(hierarchy.l1d)
+        self.r1 = -math.log(1.0 - 1.0 / hierarchy.l1d.ways)  # per miss in the line's set
         self.r2 = _rate(hierarchy.l2)
-        self.history: dict[tuple[str, int, int], tuple[float, float, float, float]] = {}
+        self.history: dict[tuple[str, int, int], tuple] = {}
 
     def call(self, pattern: Pattern) -> tuple[float, float]:
         """L1 and L2 misses of one call; updates the history."""
-        keys, lines, total, re1, re2 = _prepared(pattern, self.h)
-        fresh = 0.0
-        groups: dict[tuple[float, float, float, float], float] = {}
+        keys, lines, total, re_missed, re2, re_cached = _prepared(pattern, self.h)
+        re1 = re_missed
+        fresh = np.zeros_like(self.m1)
+        groups: dict[int, list] = {}
         get = self.history.get
         for key, n in zip(keys, lines, strict=True):
             past = get(key)
             if past is None:
-                fresh += n
+                fresh = fresh + n
             else:
-                groups[past] = groups.get(past, 0.0) + n
-        l1m, l2m = re1 + total, re2 + total
+                g = groups.setdefault(id(past), [past, 0.0])
+                g[1] = g[1] + n
+        share = sum(lines) / total if total > 0 else np.full_like(self.m1, 1.0 / len(self.m1))
+        l1m, l2m = re1 + total * share, re2 + total
+        aging = 1.0 if pattern.aging is None else np.asarray(pattern.aging)
         for _ in range(3):  # this call's own misses age the lines it reaches late
-            first1 = first2 = fresh
-            for past, n in groups.items():
-                p1 = 1.0 - _survival(self.m1 - past[0], past[1], l1m, self.r1)
-                p2 = 1.0 - _survival(self.m2 - past[2], past[3], l2m, self.r2)
+            first1 = fresh.copy()
+            first2 = float(fresh.sum())
+            for past, n in groups.values():
+                p1 = 1.0 - _survival(self.m1 - past[0], past[1], l1m * aging, self.r1)
+                p2 = 1.0 - _survival(self.m2 - past[2], float(past[3]), float(l2m), self.r2)
                 first1 += n * p1
-                first2 += n * p1 * p2
+                first2 += float((n * p1).sum()) * p2
+            if total > 0:  # re-touches between all first touches missing and all hitting
+                f = float(first1.sum()) / total
+                re1 = f * re_missed + (1.0 - f) * re_cached
             l1m, l2m = first1 + re1, first2 + re2
-        self.m1 += l1m
+        self.m1 = self.m1 + l1m
         self.m2 += l2m
         entry = (self.m1, l1m, self.m2, l2m)
         history = self.history
         for key in keys:
             history[key] = entry
-        return l1m, l2m
+        return float(l1m.sum()), float(l2m)
+
+
+def arena_addresses(workload: Workload) -> dict[str, int]:
+    """Byte offset of every buffer in the one arena export-c lays out (its lifetime plan,
+    :func:`edgefptt.plan.memory.lifetime_plan`), the arena taken to start a page: which lines
+    of two buffers share a set follows from these offsets (set = address bits 6-11)."""
+    return {a.name: a.offset_bytes for a in lifetime_plan(workload).allocations}
 
 
 @dataclass
@@ -278,13 +320,14 @@ def walk(
     walker = Walker(hierarchy)
     out = Traffic()
     cache: dict = {}
+    addresses = arena_addresses(workload) if code == "generated" else None
     for kernel in workload.kernels:
         if kernel.matmul is not None and not matmuls_on_core:
             continue
         key = (kernel.op, kernel.group, kernel.reads, kernel.writes, kernel.matmul)
         pattern = cache.get(key)
         if pattern is None:
-            pattern = cache[key] = kernel_pattern(kernel, workload, e, code)
+            pattern = cache[key] = kernel_pattern(kernel, workload, e, code, addresses)
         l1m, l2m = walker.call(pattern)
         g = kernel.group
         out.l1_misses[g] += l1m

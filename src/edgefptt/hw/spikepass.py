@@ -22,8 +22,8 @@ run with the extra pass minus the run without).
 
 The model walks the same workload twice (:class:`edgefptt.hw.cpu.Walker`, the same code and
 hierarchy; the first walk stands for the first pass) and reports the second walk's misses per
-kernel, without the arena's addresses, as ``edgefptt estimate --code generated
---no-accelerator`` does.
+kernel, the buffers at their offsets in export-c's arena (:func:`edgefptt.hw.cpu.arena_addresses`),
+as ``edgefptt estimate --code generated --no-accelerator`` does.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from edgefptt.config import DTYPE_BYTES, NetworkSpec, RunSpec, make_specs
 from edgefptt.errors import UserInputError
 from edgefptt.hw.access import kernel_pattern
 from edgefptt.hw.cache import ROCKET_CHIPYARD, Hierarchy
-from edgefptt.hw.cpu import Walker, matmul_instructions
+from edgefptt.hw.cpu import Walker, arena_addresses, matmul_instructions
 from edgefptt.hw.spikecheck import parse_spike
 from edgefptt.workload import build_workload
 from edgefptt.workload.kernels import GROUPS
@@ -234,7 +234,8 @@ def predict_pass(
     wl = build_workload(net, run)
     e = DTYPE_BYTES[run.dtype]
     walker = Walker(hierarchy)
-    patterns = [kernel_pattern(k, wl, e, code) for k in wl.kernels]
+    addresses = arena_addresses(wl) if code == "generated" else None
+    patterns = [kernel_pattern(k, wl, e, code, addresses) for k in wl.kernels]
     for p in patterns:
         walker.call(p)
     l1, insn, l2 = [], [], 0.0
