@@ -41,7 +41,8 @@ def passes(env: dict[str, str], names: list[str]) -> list[dict]:
     print("\n| case | group | calls | Spike L1 | model L1 | error |", file=sys.stderr)
     print("|---|---|---|---|---|---|", file=sys.stderr)
     for case in (c for c in CASES if c.name in names):
-        rows = compare(measure_pass(case, env), predict_pass(case))
+        spike = measure_pass(case, env)
+        rows = compare(spike, predict_pass(case, arena=spike.arena))
         doc.append({"case": case.name, "spec": vars(case), "groups": rows})
         for r in rows:
             err = f"{r['error_pct']:+.1f} %" if r["large"] else f"{r['error_misses']:+d} (abs.)"

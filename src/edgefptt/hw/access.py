@@ -55,17 +55,37 @@ class Touch:
     row_stride: int = 0
     row_bytes: int = 0
     slot_stride: int = 0
+    # the column blocks of the buffer's rows the view covers: (block, first byte of the view's
+    # row in it, bytes in it); one block (0, 0, row_bytes) where rows are not split
+    col_blocks: tuple[tuple[int, int, int], ...] = ()
+    # the address is the built program's own (its arena's real place): count the lines the
+    # rows cover exactly, not the expectation for an unknown alignment
+    exact: bool = False
 
-    def set_shares(self, slot: int, r0: int, r1: int, sets: int) -> np.ndarray | None:
-        """Share of the lines of rows r0..r1 of ``slot`` in each cache set (None: unknown)."""
+    def set_shares(
+        self, slot: int, r0: int, r1: int, sets: int, part: tuple[int, int] | None = None
+    ) -> np.ndarray | None:
+        """Share of the lines of rows r0..r1 of ``slot`` in each cache set (None: unknown);
+        ``part``: (first byte, bytes) of each row only."""
+        count = self.set_lines(slot, r0, r1, sets, part)
+        return None if count is None else count / count.sum()
+
+    def set_lines(
+        self, slot: int, r0: int, r1: int, sets: int, part: tuple[int, int] | None = None
+    ) -> np.ndarray | None:
+        """Distinct lines of rows r0..r1 of ``slot`` (of ``part`` of each row) in each cache
+        set, where the buffer's address is known (None: unknown)."""
         if self.addr is None:
             return None
-        count = np.zeros(sets)
+        skip, nbytes = part if part is not None else (0, self.row_bytes)
+        seen: set[int] = set()
         for r in range(r0, r1):
-            start = self.addr + slot * self.slot_stride + r * self.row_stride
-            for line in range(start // LINE, (start + max(1, self.row_bytes) - 1) // LINE + 1):
-                count[line % sets] += 1
-        return count / count.sum()
+            start = self.addr + slot * self.slot_stride + r * self.row_stride + skip
+            seen.update(range(start // LINE, (start + max(1, nbytes) - 1) // LINE + 1))
+        count = np.zeros(sets)
+        for line in seen:
+            count[line % sets] += 1
+        return count
 
     @property
     def lines(self) -> float:
@@ -159,7 +179,11 @@ def _geometry(view: View, workload: Workload) -> tuple[int, int, int, int, int, 
 
 
 def touch_of(
-    view: View, workload: Workload, elem_bytes: int, addresses: dict[str, int] | None = None
+    view: View,
+    workload: Workload,
+    elem_bytes: int,
+    addresses: dict[str, int] | None = None,
+    exact: bool = False,
 ) -> Touch:
     s0, s1, r0, r1, cols, width = _geometry(view, workload)
     where = {}
@@ -173,6 +197,9 @@ def touch_of(
             "row_bytes": cols * elem_bytes,
             "slot_stride": per_slot * width * elem_bytes,
         }
+    c0 = view.cols[0] if view.cols is not None else 0
+    where["col_blocks"] = _col_blocks(c0, cols, width, elem_bytes)
+    where["exact"] = exact and "addr" in where
     rows = max(1, (s1 - s0) * (r1 - r0))
     if cols == width:  # whole rows: one contiguous run
         per_row = segment_lines(rows * width, elem_bytes) / rows if rows else 0.0
@@ -182,8 +209,27 @@ def touch_of(
     return Touch(view.buffer, (s0, s1), (r0, r1), per_row, **where)
 
 
+def _col_blocks(c0: int, cols: int, width: int, e: int) -> tuple[tuple[int, int, int], ...]:
+    """The column blocks a view of columns c0..c0 + cols covers, as :attr:`Touch.col_blocks`.
+    Rows of four gate blocks (a width that is a multiple of 4, each quarter a line or more: the
+    LSTM's 4H columns) are split in their quarters: the paper schedule writes and reads one
+    gate's columns at a time, the other gates' lines are other lines, with their own history."""
+    if width % 4 or width // 4 * e < LINE:
+        return ((0, 0, cols * e),)
+    q = width // 4
+    out = []
+    for blk in range(c0 // q, (c0 + cols - 1) // q + 1):
+        lo, hi = max(c0, blk * q), min(c0 + cols, (blk + 1) * q)
+        out.append((blk, (lo - c0) * e, (hi - lo) * e))
+    return tuple(out)
+
+
 def streaming_pattern(
-    kernel: Kernel, workload: Workload, elem_bytes: int, addresses: dict[str, int] | None = None
+    kernel: Kernel,
+    workload: Workload,
+    elem_bytes: int,
+    addresses: dict[str, int] | None = None,
+    exact: bool = False,
 ) -> Pattern:
     """Every distinct operand once (an in-place operand counts once); where the buffers'
     addresses are known, the re-touches of lines that other operands' lines evict on the way
@@ -192,7 +238,7 @@ def streaming_pattern(
     for view in (*kernel.reads, *kernel.writes):
         if view.buffer in ("labels", "loss"):
             continue
-        t = touch_of(view, workload, elem_bytes, addresses)
+        t = touch_of(view, workload, elem_bytes, addresses, exact)
         seen.setdefault((t.buffer, t.slots, t.rows), t)
     reuses: tuple[Reuse, ...] = ()
     if addresses is not None and kernel.kind in ("elementwise", "update", "copy"):
@@ -613,7 +659,15 @@ def _naive(
 
 
 def _blocked4(
-    i: int, j: int, k: int, ta: bool, e: int, lay: Layout, level: CacheLevel, edge: bool
+    i: int,
+    j: int,
+    k: int,
+    ta: bool,
+    e: int,
+    lay: Layout,
+    level: CacheLevel,
+    edge: bool,
+    c_cached: bool = False,
 ) -> list[Reuse]:
     """4 x 4 blocks of C over all k (gemmini.h's order, our scalar fp32 nn kernel and our bf16
     blocks), A plain or transposed (A' rows are then columns of A: the 4 values of one k share
@@ -623,7 +677,9 @@ def _blocked4(
     holds 64 / (4 e) blocks), and all of B again for each block row of C, with that row of C
     streamed past; the A' lines again for each block of the row. With ``edge`` (our fp32
     code) the columns beyond the last multiple of 4 are a second pass, element by element, after
-    all blocks: it touches C's edge lines and A again, long after the blocks did."""
+    all blocks: it touches C's edge lines and A again, long after the blocks did: after the
+    blocks' misses, C's lines among them unless ``c_cached`` (C's lines cached already, as
+    when a call accumulates into a C it touched a few calls before: they hit, evicting none)."""
     blocks_i = math.ceil(i / MR) if not edge else i // MR
     blocks_j = math.ceil(j / 4) if not edge else j // 4
     cols = min(j, 4 * blocks_j)
@@ -658,7 +714,7 @@ def _blocked4(
         ]
         block_misses = blocks_i * blocks_j * a_lines * rate_a
     if edge and cols < j:
-        gone = _edge_age(c_lines + block_misses, level)
+        gone = _edge_age((0.0 if c_cached else c_lines) + block_misses, level)
         a_all = k * math.ceil(i / (LINE / e)) if ta else i * segment_lines(k, e)
         out.append(Reuse(i * segment_lines(j - cols, e), 1, 0, rate=gone))
         out.append(Reuse(a_all, 1, 0, rate=gone))
@@ -694,16 +750,18 @@ def matmul_pattern(
     elem_bytes: int,
     code: str,
     addresses: dict[str, int] | None = None,
+    exact: bool = False,
 ) -> Pattern:
     """Touches and re-touches of one matmul call under ``code``'s loop order; ``addresses``
-    (buffer -> byte address), where known, place the operands in the sets."""
+    (buffer -> byte address), where known, place the operands in the sets (``exact``: the
+    built program's own addresses)."""
     mm = kernel.matmul
     assert mm is not None
     a, b = kernel.reads[0], kernel.reads[1]
     out = kernel.writes[0]
-    touches = [touch_of(v, workload, elem_bytes, addresses) for v in (a, b, out)]
+    touches = [touch_of(v, workload, elem_bytes, addresses, exact) for v in (a, b, out)]
     if len(kernel.reads) > 2 and kernel.reads[2].buffer != out.buffer:
-        touches.append(touch_of(kernel.reads[2], workload, elem_bytes, addresses))
+        touches.append(touch_of(kernel.reads[2], workload, elem_bytes, addresses, exact))
     lay = Layout(
         _geometry(a, workload)[5],
         _geometry(b, workload)[5],
@@ -712,12 +770,93 @@ def matmul_pattern(
         _page_offset(b, workload, elem_bytes, addresses),
         _page_offset(out, workload, elem_bytes, addresses),
     )
-    return Pattern(tuple(touches), _matmul_reuses(mm, elem_bytes, code, lay))
+    init = not (len(kernel.reads) > 2 and kernel.reads[2].buffer == out.buffer)
+    chained = (
+        _nt_call_chain(mm.m, mm.n, mm.k, elem_bytes, lay, init, _l1())
+        if code == "generated" and elem_bytes == 4 and mm.transpose_b and not mm.transpose_a
+        else None
+    )
+    if chained is not None:  # the call's re-touches, set by set, line by line
+        missed, missed_sets, kept, kept_sets = chained
+        return Pattern(
+            tuple(touches),
+            (Reuse(missed, 1, 0, rate=1.0, sets=missed_sets),),
+            None,
+            (Reuse(kept, 1, 0, rate=1.0, sets=kept_sets),),
+        )
+    reuses = _matmul_reuses(mm, elem_bytes, code, lay)
+    cached = _matmul_reuses(mm, elem_bytes, code, lay, True)
+    return Pattern(tuple(touches), reuses, None, None if cached == reuses else cached)
+
+
+NT_CHAIN_MAX_TOUCHES = 200_000  # bigger calls keep the sweep rates of _ours_nt
+
+
+@lru_cache(maxsize=1024)
+def _nt_call_chain(
+    i: int, j: int, k: int, e: int, lay: Layout, init: bool, level: CacheLevel
+) -> tuple[float, tuple[float, ...], float, tuple[float, ...]] | None:
+    """Re-touch misses of one call of our fp32 nt kernel (matmul_portable.c: C set from its
+    start value first unless it accumulates, then 4 x 4 blocks of C, each reading its 16
+    values of C, per k 4 values of A and 4 of B's rows, and writing C back; then the edge
+    columns element by element), from the exact chain of every set over the call's line
+    touches, where the three operands' places in a page are known: once with every first
+    touch missing and once with every one cached. C's lines, set first and touched again
+    block after block while B's rows stream through the sets, are what the sweep rates of
+    :func:`_ours_nt` miss. None where the places are unknown or the call is long."""
+    if lay.a_start is None or lay.b_start is None or lay.c_start is None:
+        return None
+    i_main, j_main = i - i % MR, j - j % 4
+    edge = (i - i_main) * j + i_main * (j - j_main)
+    n = (i * j if init else 0) + i_main * j_main // 4 * (8 + 8 * k) + edge * (2 + 2 * k)
+    if n > NT_CHAIN_MAX_TOUCHES:
+        return None
+    a0, b0, c0 = lay.a_start, lay.b_start, lay.c_start
+    sa, sb, sc = lay.sa * e, lay.sb * e, lay.sc * e
+    # line numbers within a page, operands apart (two may lie at the same page offset)
+    a0, b0, c0 = a0 + (1 << 32), b0 + (2 << 32), c0 + (3 << 32)
+    seq: list[int] = []
+    if init:
+        seq += [(c0 + r * sc + q * e) // LINE for r in range(i) for q in range(j)]
+    for r in range(0, i_main, MR):
+        for q in range(0, j_main, 4):
+            cl = [(c0 + (r + u) * sc + (q + v) * e) // LINE for u in range(MR) for v in range(4)]
+            seq += cl
+            for kk in range(k):
+                seq += [(a0 + (r + u) * sa + kk * e) // LINE for u in range(MR)]
+                seq += [(b0 + (q + v) * sb + kk * e) // LINE for v in range(4)]
+            seq += cl
+    for r in range(i):
+        for q in range(j_main if r < i_main else 0, j):
+            seq.append((c0 + r * sc + q * e) // LINE)
+            for kk in range(k):
+                seq += [(a0 + r * sa + kk * e) // LINE, (b0 + q * sb + kk * e) // LINE]
+            seq.append((c0 + r * sc + q * e) // LINE)
+    out = []
+    for first in (-1, RESIDENT):
+        per_set: dict[int, list[tuple[object, int]]] = {}
+        seen: set[int] = set()
+        for x in seq:
+            per_set.setdefault(x % level.sets, []).append((x, 0 if x in seen else first))
+            seen.add(x)
+        where = np.zeros(level.sets)
+        for st, touches in per_set.items():
+            got = sequence_misses(touches, level.ways)
+            if got is None:
+                return None
+            where[st] = got.get(0, 0.0)
+        total = float(where.sum())
+        shares = where / total if total > 0 else np.full(level.sets, 1.0 / level.sets)
+        out += [total, tuple(float(x) for x in shares)]
+    return out[0], out[1], out[2], out[3]
 
 
 @lru_cache(maxsize=4096)
-def _matmul_reuses(mm: MatmulSpec, e: int, code: str, lay: Layout) -> tuple[Reuse, ...]:
-    """The re-touches of one call: its shape, layout and loop order."""
+def _matmul_reuses(
+    mm: MatmulSpec, e: int, code: str, lay: Layout, cached: bool = False
+) -> tuple[Reuse, ...]:
+    """The re-touches of one call: its shape, layout and loop order (``cached``: when its
+    first touches all hit)."""
     from edgefptt.hw.cache import ROCKET_CHIPYARD
 
     i, j, k = mm.m, mm.n, mm.k
@@ -731,7 +870,7 @@ def _matmul_reuses(mm: MatmulSpec, e: int, code: str, lay: Layout) -> tuple[Reus
     elif tb and not ta:  # fp32 dot products, bf16 blocks over 4 rows of B: the same lines
         reuses = _ours_nt(i, j, k, e, lay, l1)
     else:  # fp32: an edge pass after the blocks; bf16: partial blocks at the edges
-        reuses = _blocked4(i, j, k, ta, e, lay, l1, edge=e == 4)
+        reuses = _blocked4(i, j, k, ta, e, lay, l1, edge=e == 4, c_cached=cached)
     return tuple(r for r in reuses if r.lines > 0 and r.times > 0)
 
 
@@ -741,9 +880,10 @@ def kernel_pattern(
     elem_bytes: int,
     code: str,
     addresses: dict[str, int] | None = None,
+    exact: bool = False,
 ) -> Pattern:
     if kernel.matmul is not None:
-        return matmul_pattern(kernel, workload, elem_bytes, code, addresses)
+        return matmul_pattern(kernel, workload, elem_bytes, code, addresses, exact)
     return streaming_pattern(
-        kernel, workload, elem_bytes, addresses if code == "generated" else None
+        kernel, workload, elem_bytes, addresses if code == "generated" else None, exact
     )

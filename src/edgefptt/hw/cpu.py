@@ -191,18 +191,25 @@ def _survival(misses, before, now, rate):
 
 
 @lru_cache(maxsize=65536)
-def _keys(t: Touch, sets: int) -> tuple[tuple[tuple[str, int, int], np.ndarray], ...]:
-    """History entries (buffer, slot, block of rows) a touch covers, and its lines in each set
-    of the cache (spread evenly where the buffer's address is unknown)."""
+def _keys(t: Touch, sets: int) -> tuple[tuple[tuple[str, int, int, int], np.ndarray], ...]:
+    """History entries (buffer, slot, block of rows, block of columns) a touch covers, and its
+    lines in each set of the cache (spread evenly where the buffer's address is unknown)."""
     out = []
     r0, r1 = t.rows
+    blocks = t.col_blocks or ((0, 0, t.row_bytes),)
+    row = sum(nb for _, _, nb in blocks) or 1
     for b in range(r0 // ROW_BLOCK, (r1 - 1) // ROW_BLOCK + 1):
         lo, hi = max(r0, b * ROW_BLOCK), min(r1, (b + 1) * ROW_BLOCK)
         for s in range(t.slots[0], t.slots[1]):
-            share = t.set_shares(s, lo, hi, sets)
-            if share is None:
-                share = np.full(sets, 1.0 / sets)
-            out.append(((t.buffer, s, b), (hi - lo) * t.lines_per_row * share))
+            for cb, skip, nbytes in blocks:
+                part = None if len(blocks) == 1 else (skip, nbytes)
+                placed = t.set_lines(s, lo, hi, sets, part) if t.exact else None
+                if placed is None:
+                    share = t.set_shares(s, lo, hi, sets, part)
+                    if share is None:
+                        share = np.full(sets, 1.0 / sets)
+                    placed = (hi - lo) * t.lines_per_row * nbytes / row * share
+                out.append(((t.buffer, s, b, cb), placed))
     return tuple(out)
 
 
@@ -245,31 +252,40 @@ class Walker:
         self.m2 = 0.0
         self.r1 = -math.log(1.0 - 1.0 / hierarchy.l1d.ways)  # per miss in the line's set
         self.r2 = _rate(hierarchy.l2)
-        self.history: dict[tuple[str, int, int], tuple] = {}
+        self.history: dict[tuple[str, int, int, int], tuple] = {}
 
     def call(self, pattern: Pattern) -> tuple[float, float]:
         """L1 and L2 misses of one call; updates the history."""
         keys, lines, total, re_missed, re2, re_cached = _prepared(pattern, self.h)
         re1 = re_missed
         fresh = np.zeros_like(self.m1)
-        groups: dict[int, list] = {}
+        groups: dict[tuple[int, int], list] = {}
+        group_of: dict[tuple[str, int, int, int], tuple[int, int] | None] = {}
         get = self.history.get
         for key, n in zip(keys, lines, strict=True):
-            past = get(key)
-            if past is None:
+            hit = get(key)
+            if hit is None:
+                group_of[key] = None
                 fresh = fresh + n
             else:
-                g = groups.setdefault(id(past), [past, 0.0])
-                g[1] = g[1] + n
+                gk = group_of[key] = (id(hit[0]), id(hit[1]))
+                g = groups.setdefault(gk, [hit[0], hit[1], 0.0])
+                g[2] = g[2] + n
         share = sum(lines) / total if total > 0 else np.full_like(self.m1, 1.0 / len(self.m1))
         l1m, l2m = re1 + total * share, re2 + total
         aging = 1.0 if pattern.aging is None else np.asarray(pattern.aging)
+        own = {k: 0.0 for k in groups}
         for _ in range(3):  # this call's own misses age the lines it reaches late
             first1 = fresh.copy()
             first2 = float(fresh.sum())
-            for past, n in groups.values():
-                p1 = 1.0 - _survival(self.m1 - past[0], past[1], l1m * aging, self.r1)
+            for k, (past, prev, n) in groups.items():
+                # a line's own miss (in the call that last touched it, in this call) comes at
+                # its touch: it ages the line's set-mates, not the line
+                before = np.maximum(past[1] - prev, 0.0)
+                now = l1m * aging if pattern.aging is not None else np.maximum(l1m - own[k], 0.0)
+                p1 = 1.0 - _survival(self.m1 - past[0], before, now, self.r1)
                 p2 = 1.0 - _survival(self.m2 - past[2], float(past[3]), float(l2m), self.r2)
+                own[k] = p1
                 first1 += n * p1
                 first2 += float((n * p1).sum()) * p2
             if total > 0:  # re-touches between all first touches missing and all hitting
@@ -280,16 +296,20 @@ class Walker:
         self.m2 += l2m
         entry = (self.m1, l1m, self.m2, l2m)
         history = self.history
-        for key in keys:
-            history[key] = entry
+        ones = np.ones_like(self.m1)
+        for key in keys:  # with the miss chance of each of its lines in this call
+            gk = group_of[key]
+            history[key] = (entry, ones if gk is None else own[gk])
         return float(l1m.sum()), float(l2m)
 
 
-def arena_addresses(workload: Workload) -> dict[str, int]:
+def arena_addresses(workload: Workload, base: int = 0) -> dict[str, int]:
     """Byte offset of every buffer in the one arena export-c lays out (its lifetime plan,
-    :func:`edgefptt.plan.memory.lifetime_plan`), the arena taken to start a page: which lines
-    of two buffers share a set follows from these offsets (set = address bits 6-11)."""
-    return {a.name: a.offset_bytes for a in lifetime_plan(workload).allocations}
+    :func:`edgefptt.plan.memory.lifetime_plan`), plus the arena's address ``base`` (0: the
+    arena taken to start a page): which lines of two buffers share a set follows from these
+    offsets (set = address bits 6-11), and which lines a row covers from the arena's place
+    within a line."""
+    return {a.name: base + a.offset_bytes for a in lifetime_plan(workload).allocations}
 
 
 @dataclass

@@ -90,6 +90,9 @@ class PassMisses:
     # Spike: the second pass's run minus the one-pass run, less the kernels' misses: what runs
     # around the pass (main's timing and printing), not a kernel's
     other_l1: float = 0.0
+    # Spike: the address of the program's arena (``edgefptt_arena``), for the model to place
+    # the buffers where they are
+    arena: int | None = None
 
     def by_group(self) -> dict[str, dict[str, float]]:
         out = {g: {"l1": 0.0, "instructions": 0.0, "calls": 0} for g in GROUPS}
@@ -190,6 +193,7 @@ def measure_pass(
     with tempfile.TemporaryDirectory() as tmp:
         binary = build(case, Path(tmp) / "export")
         sync_pc, counter_pc = symbol(binary, "ef_sync"), symbol(binary, "ef_counter")
+        arena = symbol(binary, "edgefptt_arena")
         base = [str(binary), "-t", "1"]
         spike = ["spike", *hierarchy.spike_args(), env["PK"]]
         runs = [
@@ -223,19 +227,26 @@ def measure_pass(
         insn,
         l2_total=l2,
         other_l1=d1 - sum(l1),
+        arena=arena,
     )
 
 
 def predict_pass(
-    case: PassCase, hierarchy: Hierarchy = ROCKET_CHIPYARD, code: str = "generated"
+    case: PassCase,
+    hierarchy: Hierarchy = ROCKET_CHIPYARD,
+    code: str = "generated",
+    arena: int | None = None,
 ) -> PassMisses:
-    """The model's L1 D misses per kernel call of the case's second pass (walked twice)."""
+    """The model's L1 D misses per kernel call of the case's second pass (walked twice);
+    ``arena``: the built program's arena address (:attr:`PassMisses.arena`), else the arena is
+    taken to start a page (as ``estimate`` does)."""
     net, run = case.specs()
     wl = build_workload(net, run)
     e = DTYPE_BYTES[run.dtype]
     walker = Walker(hierarchy)
-    addresses = arena_addresses(wl) if code == "generated" else None
-    patterns = [kernel_pattern(k, wl, e, code, addresses) for k in wl.kernels]
+    addresses = arena_addresses(wl, arena or 0) if code == "generated" else None
+    exact = arena is not None
+    patterns = [kernel_pattern(k, wl, e, code, addresses, exact) for k in wl.kernels]
     for p in patterns:
         walker.call(p)
     l1, insn, l2 = [], [], 0.0
