@@ -28,23 +28,10 @@ import torch
 
 
 def _passes(ks: list[int]) -> list[dict[str, Any]]:
-    from edgefptt.report.gpu_section import pass_seconds
+    from edgefptt.report.gpu_section import pass_row
 
     device = torch.device("cuda", 0)
-    rows = []
-    for k in ks:
-        fp32 = pass_seconds(k, device, "fp32")
-        bf16 = pass_seconds(k, device, "bf16")
-        rows.append(
-            {
-                "partitions": k,
-                "fp32_s": fp32["seconds"],
-                "bf16_s": bf16["seconds"],
-                "fp32_peak_forward_bytes": fp32["peak_forward_bytes"],
-                "bf16_peak_forward_bytes": bf16["peak_forward_bytes"],
-            }
-        )
-    return rows
+    return [pass_row(k, device) for k in ks]
 
 
 def _fit(**options: Any) -> Any:

@@ -13,20 +13,15 @@ from edgefptt.errors import (
 __version__ = "0.1.0"
 
 # torch is imported on first use of these names, not by `import edgefptt` (the command line
-# starts without it).
-_LAZY = {
-    "FPTT": "edgefptt.train.fptt",
-    "detach_state": "edgefptt.train.partition",
-    "partition_bounds": "edgefptt.train.partition",
-    "partitions": "edgefptt.train.partition",
-}
+# starts without it): edgefptt.train loads them lazily.
+_FROM_TRAIN = ("FPTT", "detach_state", "partition_bounds", "partitions")
 
 
 def __getattr__(name: str) -> object:
-    if name in _LAZY:
-        import importlib
+    if name in _FROM_TRAIN:
+        from edgefptt import train
 
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        return getattr(train, name)
     raise AttributeError(f"module 'edgefptt' has no attribute {name!r}")
 
 

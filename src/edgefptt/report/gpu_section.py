@@ -72,6 +72,19 @@ def pass_seconds(
     return {"seconds": best, "peak_forward_bytes": meter.peak_bytes}
 
 
+def pass_row(k: int, device: torch.device) -> dict[str, Any]:
+    """Seconds and forward peak memory of one pass at K in fp32 and in bf16 autocast."""
+    fp32 = pass_seconds(k, device, "fp32")
+    bf16 = pass_seconds(k, device, "bf16")
+    return {
+        "partitions": k,
+        "fp32_s": fp32["seconds"],
+        "bf16_s": bf16["seconds"],
+        "fp32_peak_forward_bytes": fp32["peak_forward_bytes"],
+        "bf16_peak_forward_bytes": bf16["peak_forward_bytes"],
+    }
+
+
 def compute(ctx: ReportContext) -> dict[str, Any]:
     if not available():
         raise RuntimeError("no CUDA GPU on this machine; the section is left out without one")
@@ -80,17 +93,7 @@ def compute(ctx: ReportContext) -> dict[str, Any]:
     rows = []
     for i, k in enumerate(ks):
         ctx.progress(f"K={k}", i / len(ks))
-        fp32 = pass_seconds(k, device, "fp32")
-        bf16 = pass_seconds(k, device, "bf16")
-        rows.append(
-            {
-                "partitions": k,
-                "fp32_s": fp32["seconds"],
-                "bf16_s": bf16["seconds"],
-                "fp32_peak_forward_bytes": fp32["peak_forward_bytes"],
-                "bf16_peak_forward_bytes": bf16["peak_forward_bytes"],
-            }
-        )
+        rows.append(pass_row(k, device))
     return {
         "gpu": torch.cuda.get_device_name(device),
         "torch": torch.__version__,
