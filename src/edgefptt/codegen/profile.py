@@ -38,6 +38,8 @@ KERNEL_GROUPS = {
             "matmul_nt",
             "matmul_nt_wide",
             "rv_row_block",
+            "rv_bf16_block",
+            "rv_bf16_half",
         ),
         "matmul",
     ),

@@ -11,7 +11,8 @@ whose first touch in the call may miss, depending on what ran since (the pass wa
 - ``generated``: our ``matmul_portable.c`` on a core without a vector unit (its scalar
   kernels): fp32 4 x 4 blocks of C over all k, B transposed as 16 dot products of 4 rows of A
   with 4 rows of B, an element-by-element pass over the edge columns after the blocks; bf16
-  (bf16_block) 4 x 4 blocks of C over all k, partial blocks at the edges.
+  (rv_bf16_block) 4 x 4 blocks of C, each as two halves of 2 columns taking turns over blocks
+  of RV_BF16_KB values of k, partial blocks (bf16_block) at the edges.
 
 Element-wise kernels, reductions, copies and the update stream their operands once.
 """
@@ -39,6 +40,7 @@ from edgefptt.workload.kernels import Kernel, MatmulSpec, View, Workload
 
 LINE = 64
 MR = 4  # rows of C per register block (both codes)
+RV_BF16_KB = 32  # values of k per turn of a bf16 block's halves (EF_RV_KB, matmul_portable.c)
 
 
 @dataclass(frozen=True, slots=True)
@@ -492,7 +494,16 @@ def _chunk(start: int, nbytes: int) -> range:
 
 
 def _row_sequence(
-    j: int, k: int, ta: bool, e: int, lay: Layout, a0: int, b0: int, c0: int, c_step: bool
+    j: int,
+    k: int,
+    ta: bool,
+    e: int,
+    lay: Layout,
+    a0: int,
+    b0: int,
+    c0: int,
+    c_step: bool,
+    halves: bool = False,
 ) -> list[tuple[int, object, int]]:
     """The line touches (line, line id, tag) of the row of 4 x 4 blocks of C before this one
     and of this one: per block C's 4 row pieces read, per k the A' line(s) then B's, C's pieces
@@ -501,7 +512,10 @@ def _row_sequence(
     cached (those of the row before when transposed, else lines the kernel before wrote).
     Tags count this row's touches only: re-touches in the row, and first touches in it of lines
     the row before touched (B's always, A's when transposed and still in the same line, C's
-    line shared by two rows); the other first touches are new lines, the walker's."""
+    line shared by two rows); the other first touches are new lines, the walker's. With
+    ``halves`` (our bf16 kernel on RISC-V, ``rv_bf16_block``) a full block is two halves of 2
+    columns taking turns over RV_BF16_KB values of k: A's lines of those k twice, B's pieces
+    of 2 columns."""
     seq: list[tuple[int, object, int]] = []
     before: set = set()
     c_before = c0 - MR * lay.sc * e if c_step else c0  # a single row: the call before's
@@ -526,35 +540,89 @@ def _row_sequence(
             cl = [x for u in range(MR) for x in _chunk(c_at + u * lay.sc * e + jb * 4 * e, nb)]
             for x in cl:
                 touch("C", x, _C_FIRST, _C_RE)
-            for kk in range(k):
-                if ta:
-                    for x in _chunk(a_at + kk * lay.sa * e, MR * e):
-                        touch("A", x, _A_FIRST, _A_RE)
-                else:
-                    for u in range(MR):
-                        touch("A", (a_at + u * lay.sa * e + kk * e) // LINE, _A_FIRST, _A_RE)
-                for x in _chunk(b0 + kk * lay.sb * e + jb * 4 * e, nb):
-                    touch("B", x, _B_FIRST, _B_RE)
+            if halves and nb == 4 * e:
+                parts = [
+                    (k0, min(k, k0 + RV_BF16_KB), off, 2 * e)
+                    for k0 in range(0, k, RV_BF16_KB)
+                    for off in (0, 2 * e)
+                ]
+            else:
+                parts = [(0, k, 0, nb)]
+            for k_lo, k_hi, off, width in parts:
+                for kk in range(k_lo, k_hi):
+                    if ta:
+                        for x in _chunk(a_at + kk * lay.sa * e, MR * e):
+                            touch("A", x, _A_FIRST, _A_RE)
+                    else:
+                        for u in range(MR):
+                            touch("A", (a_at + u * lay.sa * e + kk * e) // LINE, _A_FIRST, _A_RE)
+                    for x in _chunk(b0 + kk * lay.sb * e + jb * 4 * e + off, width):
+                        touch("B", x, _B_FIRST, _B_RE)
             for x in cl:
                 touch("C", x, _C_FIRST, _C_RE)
         before = seen
     return seq
 
 
+@lru_cache(maxsize=1024)
+def _halves_retouch(k: int, ta: bool, e: int, lay: Layout, level: CacheLevel) -> float | None:
+    """Expected misses per 4 x 4 block of the second half's touches of lines the first half
+    touched in the same turn of RV_BF16_KB values of k (``rv_bf16_block``), from the exact chain
+    of each set over one turn (the first half's touches, then the second's): a line the first
+    half brought in is evicted before the second half comes back to it when later misses in its
+    set pick its way. Mean over the block's column offsets within a line of B (and, where the
+    starts are unknown, over placements of B against A). None when a turn overfills a set."""
+    per_line = max(1, LINE // (4 * e))  # blocks whose 4 columns share one line of B
+    known = lay.a_start is not None and lay.b_start is not None
+    total, samples = 0.0, 0
+    for jb in range(per_line):
+        a0 = lay.a_start if known else 0
+        b0 = lay.b_start if known else LINE * ((13 * jb + 5) % 64)
+        for k_lo in range(0, k, RV_BF16_KB):
+            per_set: dict[int, list[tuple[object, int]]] = {}
+            for half in (0, 1):
+                for kk in range(k_lo, min(k, k_lo + RV_BF16_KB)):
+                    if ta:
+                        a_lines = list(_chunk(a0 + kk * lay.sa * e, MR * e))
+                    else:
+                        a_lines = [(a0 + u * lay.sa * e + kk * e) // LINE for u in range(MR)]
+                    b_at = b0 + kk * lay.sb * e + jb * 4 * e + half * 2 * e
+                    lines = [("A", x) for x in a_lines] + [("B", x) for x in _chunk(b_at, 2 * e)]
+                    for op, x in lines:
+                        per_set.setdefault(x % level.sets, []).append(((op, x), half - 1))
+            for touches in per_set.values():
+                # a line first touched by the second half is a first touch: not counted here
+                firsts = {lid for lid, tag in touches if tag < 0}
+                seq = [(lid, tag if lid in firsts else -1) for lid, tag in touches]
+                got = sequence_misses(seq, level.ways)
+                if got is None:
+                    return None
+                total += got.get(0, 0.0)
+        samples += 1
+    return total / samples
+
+
 def _row_chain_placed(
-    blocks_i: int, j: int, k: int, ta: bool, e: int, lay: Layout, level: CacheLevel
+    blocks_i: int,
+    j: int,
+    k: int,
+    ta: bool,
+    e: int,
+    lay: Layout,
+    level: CacheLevel,
+    halves: bool = False,
 ) -> tuple | None:
     """:func:`_row_chain` with the operands moved together by whole lines so that A starts in
     set 0 (the same misses, their sets turned back): calls that differ only in where all three
     lie share one chain."""
     if lay.a_start is None or lay.b_start is None or lay.c_start is None:
-        return _row_chain(blocks_i, j, k, ta, e, lay, level)
+        return _row_chain(blocks_i, j, k, ta, e, lay, level, halves)
     shift = lay.a_start // LINE * LINE
     moved = Layout(
         lay.sa, lay.sb, lay.sc, lay.a_start - shift, (lay.b_start - shift) % 4096,
         (lay.c_start - shift) % 4096,
     )  # fmt: skip
-    got = _row_chain(blocks_i, j, k, ta, e, moved, level)
+    got = _row_chain(blocks_i, j, k, ta, e, moved, level, halves)
     if got is None or got[-1] is None:
         return got
     turn = shift // LINE % level.sets
@@ -563,7 +631,14 @@ def _row_chain_placed(
 
 @lru_cache(maxsize=4096)
 def _row_chain(
-    blocks_i: int, j: int, k: int, ta: bool, e: int, lay: Layout, level: CacheLevel
+    blocks_i: int,
+    j: int,
+    k: int,
+    ta: bool,
+    e: int,
+    lay: Layout,
+    level: CacheLevel,
+    halves: bool = False,
 ) -> tuple[float, ...] | None:
     """Misses per row of 4 x 4 blocks of C, by kind (A re-touched in the row, A's first touch
     in the row of a line the row before touched, the same for B and for C), from the exact
@@ -594,8 +669,9 @@ def _row_chain(
         else:
             a0, b0, c0 = 0, LINE * ((13 * n + 5) % 64), LINE * ((29 * n + 11) % 64)
         seq = _row_sequence(
-            j, k, ta, e, lay, a0 + ia * a_step, b0, c0 + ia * MR * lay.sc * e, blocks_i > 1
-        )
+            j, k, ta, e, lay, a0 + ia * a_step, b0, c0 + ia * MR * lay.sc * e, blocks_i > 1,
+            halves,
+        )  # fmt: skip
         per_set: dict[int, list[tuple[object, int]]] = {}
         for line, lid, tag in seq:
             per_set.setdefault(line % level.sets, []).append((lid, tag))
@@ -668,6 +744,7 @@ def _blocked4(
     level: CacheLevel,
     edge: bool,
     c_cached: bool = False,
+    halves: bool = False,
 ) -> list[Reuse]:
     """4 x 4 blocks of C over all k (gemmini.h's order, our scalar fp32 nn kernel and our bf16
     blocks), A plain or transposed (A' rows are then columns of A: the 4 values of one k share
@@ -695,7 +772,9 @@ def _blocked4(
     # c_again: C's block read before the k loop, written back after it
     rate_a, rate_b, c_again = _strip_over_call(strip, lay, blocks_i, a_step, blocks_j, 4 * e)
     chain = (
-        _row_chain_placed(blocks_i, cols, k, ta, e, lay, level) if blocks_i and blocks_j else None
+        _row_chain_placed(blocks_i, cols, k, ta, e, lay, level, halves)
+        if blocks_i and blocks_j
+        else None
     )
     if chain is not None:  # misses per row of blocks, the sets followed line by line
         a_re, a_first, b_re, b_first, c_re, c_first, shares = chain
@@ -713,6 +792,9 @@ def _blocked4(
             Reuse(a_lines * blocks_i, blocks_j - 1, k, False, 1.0, rate=rate_a),
         ]
         block_misses = blocks_i * blocks_j * a_lines * rate_a
+        again = _halves_retouch(k, ta, e, lay, level) if halves and blocks_i and blocks_j else None
+        if again:  # the chain above follows the halves; here they are added
+            out.append(Reuse(blocks_i * blocks_j * again, 1, 0, rate=1.0))
     if edge and cols < j:
         gone = _edge_age((0.0 if c_cached else c_lines) + block_misses, level)
         a_all = k * math.ceil(i / (LINE / e)) if ta else i * segment_lines(k, e)
@@ -870,7 +952,7 @@ def _matmul_reuses(
     elif tb and not ta:  # fp32 dot products, bf16 blocks over 4 rows of B: the same lines
         reuses = _ours_nt(i, j, k, e, lay, l1)
     else:  # fp32: an edge pass after the blocks; bf16: partial blocks at the edges
-        reuses = _blocked4(i, j, k, ta, e, lay, l1, edge=e == 4, c_cached=cached)
+        reuses = _blocked4(i, j, k, ta, e, lay, l1, edge=e == 4, c_cached=cached, halves=e == 2)
     return tuple(r for r in reuses if r.lines > 0 and r.times > 0)
 
 

@@ -5,7 +5,7 @@
  * exact for finite B), scalar 4 x 4 blocks where it has none (EF_SCALAR_CORE).
  * bf16: Gemmini's BF16 config, operation by operation: inputs scaled and rounded to bf16,
  * a bf16 accumulator rounded (to nearest even) after every multiply-accumulate in K order,
- * in 4 x 4 blocks of C.
+ * in 4 x 4 blocks of C (on RISC-V, each as two 4 x 2 halves: rv_bf16_block).
  * RISC-V with the V extension (`make riscv_rvv`), fp32: RVV 1.0 kernels, vector-length
  * agnostic, below the scalar ones. */
 #ifndef EDGEFPTT_GEMMINI
@@ -67,6 +67,73 @@ static EF_BF16_INLINE void bf16_block(size_t ni, size_t nj, size_t dim_k, const 
     }
 }
 
+#if EF_RV_BF16 /* runtime.h */
+/* RISC-V with F: a 4 x 4 block as two halves of 4 rows by 2 columns, whose eight accumulators
+ * are bf16 bit patterns in integer registers (their rounding is integer arithmetic), moved to a
+ * float register for each multiply-add with ef_rv_float, no NaN test per multiply-add (see
+ * ef_ra). Sixteen accumulators do not fit the integer registers with the temporaries (GCC
+ * spills them). The halves take turns over blocks of EF_RV_KB values of k, so that the lines
+ * of A and B one half reads are still cached when the other reads them. The products, sums and
+ * roundings are those of bf16_block, in the same k order. */
+#define EF_RV_KB 32
+static inline float rv_widen(ef_elem h) { return ef_rv_float((uint32_t)h << 16); }
+/* The bits of rne(v) for v the result of an fp32 operation. */
+static inline uint32_t rv_rne_bits(float v)
+{
+    uint32_t u = ef_rv_bits(v);
+    return (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+}
+#define EF_RV_MAC(r, q) c##r##q = rv_rne_bits(x##r * y##q + ef_rv_float(c##r##q))
+__attribute__((noinline)) static void rv_bf16_half(size_t kn, const ef_elem *a, size_t a_row,
+                                                   size_t a_col, const ef_elem *b, size_t b_k,
+                                                   size_t b_j, float a_scale, uint32_t *acc)
+{
+    uint32_t c00 = acc[0], c01 = acc[1], c10 = acc[2], c11 = acc[3];
+    uint32_t c20 = acc[4], c21 = acc[5], c30 = acc[6], c31 = acc[7];
+    for (size_t k = 0; k < kn; ++k) {
+        float x0 = rv_widen(a[k * a_col]), x1 = rv_widen(a[a_row + k * a_col]);
+        float x2 = rv_widen(a[2 * a_row + k * a_col]), x3 = rv_widen(a[3 * a_row + k * a_col]);
+        if (a_scale != 1.0f) {
+            x0 = ef_rv_float(rv_rne_bits(x0 * a_scale));
+            x1 = ef_rv_float(rv_rne_bits(x1 * a_scale));
+            x2 = ef_rv_float(rv_rne_bits(x2 * a_scale));
+            x3 = ef_rv_float(rv_rne_bits(x3 * a_scale));
+        }
+        float y0 = rv_widen(b[k * b_k]), y1 = rv_widen(b[k * b_k + b_j]);
+        EF_RV_MAC(0, 0);
+        EF_RV_MAC(0, 1);
+        EF_RV_MAC(1, 0);
+        EF_RV_MAC(1, 1);
+        EF_RV_MAC(2, 0);
+        EF_RV_MAC(2, 1);
+        EF_RV_MAC(3, 0);
+        EF_RV_MAC(3, 1);
+    }
+    acc[0] = c00, acc[1] = c01, acc[2] = c10, acc[3] = c11;
+    acc[4] = c20, acc[5] = c21, acc[6] = c30, acc[7] = c31;
+}
+static void rv_bf16_block(size_t dim_k, const ef_elem *a, size_t a_row, size_t a_col,
+                          const ef_elem *b, size_t b_k, size_t b_j, const ef_elem *d,
+                          size_t d_row, ef_elem *c, size_t stride_c, float a_scale)
+{
+    uint32_t acc[2][8]; /* [half][2 * row + column in the half] */
+    for (int h = 0; h < 2; ++h)
+        for (int r = 0; r < 4; ++r)
+            for (int q = 0; q < 2; ++q)
+                acc[h][2 * r + q] = d == NULL ? 0u : (uint32_t)d[r * d_row + 2 * h + q] << 16;
+    for (size_t k0 = 0; k0 < dim_k; k0 += EF_RV_KB) {
+        size_t kn = dim_k - k0 < EF_RV_KB ? dim_k - k0 : EF_RV_KB;
+        const ef_elem *ak = a + k0 * a_col, *bk = b + k0 * b_k;
+        rv_bf16_half(kn, ak, a_row, a_col, bk, b_k, b_j, a_scale, acc[0]);
+        rv_bf16_half(kn, ak, a_row, a_col, bk + 2 * b_j, b_k, b_j, a_scale, acc[1]);
+    }
+    for (int h = 0; h < 2; ++h)
+        for (int r = 0; r < 4; ++r)
+            for (int q = 0; q < 2; ++q)
+                c[r * stride_c + 2 * h + q] = ef_to_bf16(ef_rv_float(acc[h][2 * r + q]), 0);
+}
+#endif
+
 void ef_matmul_backend(size_t dim_i, size_t dim_j, size_t dim_k, const ef_elem *a,
                        const ef_elem *b, const ef_elem *d, ef_elem *c, size_t stride_a,
                        size_t stride_b, size_t stride_d, size_t stride_c, float a_scale,
@@ -82,10 +149,17 @@ void ef_matmul_backend(size_t dim_i, size_t dim_j, size_t dim_k, const ef_elem *
             const ef_elem *dij = d == NULL ? NULL : d + i * d_row + j;
             const ef_elem *aij = a + i * a_row;
             const ef_elem *bij = b + j * b_j;
+#if EF_RV_BF16
+            if (ni == 4 && nj == 4)
+                rv_bf16_block(dim_k, aij, a_row, a_col, bij, b_k, b_j, dij, d_row,
+                              c + i * stride_c + j, stride_c, a_scale);
+            else
+#else
             if (ni == 4 && nj == 4)
                 bf16_block(4, 4, dim_k, aij, a_row, a_col, bij, b_k, b_j, dij, d_row,
                            c + i * stride_c + j, stride_c, a_scale);
             else
+#endif
                 bf16_block(ni, nj, dim_k, aij, a_row, a_col, bij, b_k, b_j, dij, d_row,
                            c + i * stride_c + j, stride_c, a_scale);
         }

@@ -497,17 +497,23 @@ void ef_bias_grad(ef_ctx *ctx, int rows, int cols, const ef_elem *values, int ld
 
 /* The fused FPTT-SGD step of one parameter (edgefptt/edge/ops.py fptt_sgd): w, lambda and
  * W_bar updated in place from the gradient g. */
-static inline void fptt_one(float *w, float *wb, float *lv, float g, float lr, float alpha,
-                            float beta, float beta_over_alpha, float linear_coef)
+#if defined(__GNUC__)
+#define EF_FPTT_INLINE inline __attribute__((always_inline))
+#else
+#define EF_FPTT_INLINE inline
+#endif
+static EF_FPTT_INLINE void fptt_one(float *w, float *wb, float *lv, float g, float lr,
+                                    float alpha, float beta, float beta_over_alpha,
+                                    float linear_coef)
 {
-    float linear = linear_coef == 1.0f ? *lv : ef_r(linear_coef * *lv);
-    float w_new = ef_r(*w - ef_r(lr * ef_r(ef_r(g - linear) + ef_r(alpha * ef_r(*w - *wb)))));
-    float l_new = ef_r(*lv - ef_r(alpha * ef_r(w_new - *wb)));
-    float mixed = beta == 0.5f ? ef_r(0.5f * ef_r(*wb + w_new))
-                               : ef_r(*wb + ef_r(beta * ef_r(w_new - *wb)));
+    float linear = linear_coef == 1.0f ? *lv : ef_ra(linear_coef * *lv);
+    float w_new = ef_ra(*w - ef_ra(lr * ef_ra(ef_ra(g - linear) + ef_ra(alpha * ef_ra(*w - *wb)))));
+    float l_new = ef_ra(*lv - ef_ra(alpha * ef_ra(w_new - *wb)));
+    float mixed = beta == 0.5f ? ef_ra(0.5f * ef_ra(*wb + w_new))
+                               : ef_ra(*wb + ef_ra(beta * ef_ra(w_new - *wb)));
     *w = w_new;
     *lv = l_new;
-    *wb = ef_r(mixed - ef_r(beta_over_alpha * l_new));
+    *wb = ef_ra(mixed - ef_ra(beta_over_alpha * l_new));
 }
 
 #if EF_SCALAR_CORE
@@ -525,9 +531,9 @@ void ef_fptt_sgd(ef_ctx *ctx, int n_params, ef_elem *w, ef_elem *grad, ef_elem *
         for (size_t i = 0; i < (size_t)n_params; ++i) {
             float wv = ef_ld(w + i), wb = ef_ld(w_bar + i), lv = ef_ld(lam + i);
             fptt_one(&wv, &wb, &lv, ef_ld(grad + i), lr, alpha, 0.5f, beta_over_alpha, 1.0f);
-            ef_st(w + i, wv);
-            ef_st(lam + i, lv);
-            ef_st(w_bar + i, wb);
+            ef_st_ra(w + i, wv);
+            ef_st_ra(lam + i, lv);
+            ef_st_ra(w_bar + i, wb);
             ef_st(grad + i, 0.0f);
         }
         return;
@@ -535,9 +541,9 @@ void ef_fptt_sgd(ef_ctx *ctx, int n_params, ef_elem *w, ef_elem *grad, ef_elem *
     for (size_t i = (size_t)ctx->hart; i < (size_t)n_params; i += step) {
         float wv = ef_ld(w + i), wb = ef_ld(w_bar + i), lv = ef_ld(lam + i);
         fptt_one(&wv, &wb, &lv, ef_ld(grad + i), lr, alpha, beta, beta_over_alpha, linear_coef);
-        ef_st(w + i, wv);
-        ef_st(lam + i, lv);
-        ef_st(w_bar + i, wb);
+        ef_st_ra(w + i, wv);
+        ef_st_ra(lam + i, lv);
+        ef_st_ra(w_bar + i, wb);
         ef_st(grad + i, 0.0f);
     }
 }

@@ -96,6 +96,50 @@ static inline void ef_st(ef_elem *p, float v)
 #endif
 }
 
+/* bf16 on RISC-V with F: moves between the float and integer registers written as the fmv
+ * instructions themselves (GCC otherwise keeps such values in integer registers and moves them
+ * through the stack), and roundings of results of fp32 operations without a NaN test: such a
+ * NaN is always the canonical 0x7fc00000 on RISC-V, which the plain rounding keeps. */
+#if EDGEFPTT_BF16 && defined(__riscv) && defined(__riscv_flen) && defined(__GNUC__)
+#define EF_RV_BF16 1
+static inline uint32_t ef_rv_bits(float f)
+{
+    uint32_t u;
+    __asm__("fmv.x.w %0, %1" : "=r"(u) : "f"(f));
+    return u;
+}
+static inline float ef_rv_float(uint32_t u)
+{
+    float f;
+    __asm__("fmv.w.x %0, %1" : "=f"(f) : "r"(u));
+    return f;
+}
+#else
+#define EF_RV_BF16 0
+#endif
+
+/* ef_r(v) for v the result of one fp32 operation (+, -, *, / or a fused multiply-add). */
+static inline float ef_ra(float v)
+{
+#if EF_RV_BF16
+    uint32_t u = ef_rv_bits(v);
+    return ef_rv_float(EDGEFPTT_ROUND_AWAY ? (u + 0x8000u) & 0xffff0000u
+                                           : (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u);
+#else
+    return ef_r(v);
+#endif
+}
+
+/* ef_st(p, v) for v a result of ef_ra. */
+static inline void ef_st_ra(ef_elem *p, float v)
+{
+#if EF_RV_BF16
+    *p = (ef_elem)(ef_rv_bits(v) >> 16);
+#else
+    ef_st(p, v);
+#endif
+}
+
 /* ------------------------------------------------------------------ exp and tanh in fp32
  * Our own e^x and tanh(x), written with float operations and bit moves only, so that a loop of
  * them vectorizes (libm's expf/tanhf are calls, one element at a time, and glibc's tanhf goes
