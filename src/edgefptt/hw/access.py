@@ -12,7 +12,9 @@ whose first touch in the call may miss, depending on what ran since (the pass wa
   kernels): fp32 4 x 4 blocks of C over all k, B transposed as 16 dot products of 4 rows of A
   with 4 rows of B, an element-by-element pass over the edge columns after the blocks; bf16
   (rv_bf16_block) 4 x 4 blocks of C, each as two halves of 2 columns taking turns over blocks
-  of RV_BF16_KB values of k, partial blocks (bf16_block) at the edges.
+  of RV_BF16_KB values of k, partial blocks (bf16_block) at the edges; the lines of their
+  stack frame (RV_FRAME_*) take ways too, at a place the model does not know (the mean over
+  every place).
 
 Element-wise kernels, reductions, copies and the update stream their operands once.
 """
@@ -41,6 +43,20 @@ from edgefptt.workload.kernels import Kernel, MatmulSpec, View, Workload
 LINE = 64
 MR = 4  # rows of C per register block (both codes)
 RV_BF16_KB = 32  # values of k per turn of a bf16 block's halves (EF_RV_KB, matmul_portable.c)
+# The stack words our bf16 blocks on RISC-V touch (bytes from rv_bf16_half's stack pointer; the
+# block loop's frame, ef_matmul_backend's with rv_bf16_block inlined in it, lies 128 B above),
+# as GCC 12 -O2 lays the two frames out for rv64gc (read from riscv64-linux-gnu-objdump -d of a
+# Spike harness build; stale after a change to matmul_portable.c until read again, like
+# hw/cpu.py's MATMUL_INSN). The half's k loop keeps two of its values on the stack and
+# reloads them every k; each half call saves and restores the 12 callee-saved registers (and
+# the address of its accumulators) and moves its 8 accumulators between the block's array and
+# registers; each block reloads the loop's locals; a partial block (bf16_block) keeps its
+# accumulators and loop values on the stack. Where the stack lies is not known to the model.
+RV_FRAME_K = (16, 8)  # per k; 8 only when A is scaled (a_scale != 1)
+RV_FRAME_HALF = (*range(24, 128, 8), 128, 136)  # per half call: saved registers, the caller's
+RV_FRAME_ACC = 672  # the block's accumulators: 32 B per half, at each half call and per block
+RV_FRAME_BLOCK = (*range(144, 248, 8), *range(264, 472, 8), 880)  # per block: the loop's locals
+RV_FRAME_EDGE_K = (128, 136, 152, 160, 184, 192, 200, 208, 256)  # per k of a partial block
 
 
 @dataclass(frozen=True, slots=True)
@@ -485,7 +501,7 @@ class Layout:
 
 
 ROW_SAMPLES = 4  # block rows (and placements, where the starts are unknown) a chain is run on
-_A_RE, _A_FIRST, _B_RE, _B_FIRST, _C_RE, _C_FIRST = range(6)
+_A_RE, _A_FIRST, _B_RE, _B_FIRST, _C_RE, _C_FIRST, _S_RE, _S_FIRST = range(8)
 
 
 def _chunk(start: int, nbytes: int) -> range:
@@ -504,6 +520,7 @@ def _row_sequence(
     c0: int,
     c_step: bool,
     halves: bool = False,
+    events: list[tuple[int, str, int]] | None = None,
 ) -> list[tuple[int, object, int]]:
     """The line touches (line, line id, tag) of the row of 4 x 4 blocks of C before this one
     and of this one: per block C's 4 row pieces read, per k the A' line(s) then B's, C's pieces
@@ -515,7 +532,11 @@ def _row_sequence(
     line shared by two rows); the other first touches are new lines, the walker's. With
     ``halves`` (our bf16 kernel on RISC-V, ``rv_bf16_block``) a full block is two halves of 2
     columns taking turns over RV_BF16_KB values of k: A's lines of those k twice, B's pieces
-    of 2 columns."""
+    of 2 columns; ``events`` (with ``halves``) gets where the kernel touches its stack frame
+    (:func:`_frame_patterns`): (index in the sequence it comes before, event, 0 for the row
+    before and 1 for this row), the event ``block`` at each end of a block, ``half0`` and
+    ``half1`` at each end of a half's turn, ``k`` at each k of a full block, ``edge`` at each k
+    of a partial one."""
     seq: list[tuple[int, object, int]] = []
     before: set = set()
     c_before = c0 - MR * lay.sc * e if c_step else c0  # a single row: the call before's
@@ -535,12 +556,18 @@ def _row_sequence(
             seen.add(lid)
             seq.append((line, lid, tag))
 
+        def event(key: str, rnd=rnd) -> None:
+            if events is not None and halves:
+                events.append((len(seq), key, rnd))
+
         for jb in range(math.ceil(j / 4)):
             nb = min(4, j - 4 * jb) * e
             cl = [x for u in range(MR) for x in _chunk(c_at + u * lay.sc * e + jb * 4 * e, nb)]
+            full = halves and nb == 4 * e
+            event("block")
             for x in cl:
                 touch("C", x, _C_FIRST, _C_RE)
-            if halves and nb == 4 * e:
+            if full:
                 parts = [
                     (k0, min(k, k0 + RV_BF16_KB), off, 2 * e)
                     for k0 in range(0, k, RV_BF16_KB)
@@ -549,7 +576,11 @@ def _row_sequence(
             else:
                 parts = [(0, k, 0, nb)]
             for k_lo, k_hi, off, width in parts:
+                half = f"half{off // (2 * e)}"
+                if full:
+                    event(half)
                 for kk in range(k_lo, k_hi):
+                    event("k" if full else "edge")
                     if ta:
                         for x in _chunk(a_at + kk * lay.sa * e, MR * e):
                             touch("A", x, _A_FIRST, _A_RE)
@@ -558,10 +589,139 @@ def _row_sequence(
                             touch("A", (a_at + u * lay.sa * e + kk * e) // LINE, _A_FIRST, _A_RE)
                     for x in _chunk(b0 + kk * lay.sb * e + jb * 4 * e + off, width):
                         touch("B", x, _B_FIRST, _B_RE)
+                if full:
+                    event(half)
             for x in cl:
                 touch("C", x, _C_FIRST, _C_RE)
+            event("block")
         before = seen
     return seq
+
+
+@lru_cache(maxsize=8)
+def _frame_patterns(scaled: bool) -> tuple[tuple[frozenset[str], float], ...]:
+    """The stack lines of our bf16 blocks (RV_FRAME_*), each as the events of
+    :func:`_row_sequence` at which the kernel touches it, with how many lines have those
+    events: the mean over the four places of the frame within a line (a stack pointer is
+    16-byte aligned), and the constant each half call reads (a line of its own, elsewhere).
+    ``scaled``: A is scaled (the k loop's second reload)."""
+    acc = tuple(range(RV_FRAME_ACC, RV_FRAME_ACC + 64, 8))
+    words = {
+        "block": RV_FRAME_BLOCK + acc,
+        "k": RV_FRAME_K if scaled else RV_FRAME_K[:1],
+        "edge": RV_FRAME_EDGE_K,
+        "half0": (RV_FRAME_ACC, *RV_FRAME_HALF),
+        "half1": (RV_FRAME_ACC + 32, *RV_FRAME_HALF),
+    }
+    count: dict[frozenset[str], float] = {frozenset(("half0", "half1")): 1.0}  # the constant
+    for skew in range(0, LINE, 16):
+        lines: dict[int, set[str]] = {}
+        for key, ws in words.items():
+            for w in ws:
+                lines.setdefault((skew + w) // LINE, set()).add(key)
+        for keys in lines.values():
+            count[frozenset(keys)] = count.get(frozenset(keys), 0.0) + 16 / LINE
+    return tuple(sorted(count.items(), key=lambda x: sorted(x[0])))
+
+
+FRAME_ROWS = 2  # block rows (with B and C placed as for unknown starts) of the frame's chain
+
+
+@lru_cache(maxsize=256)
+def _frame_misses(
+    blocks_i: int,
+    j: int,
+    k: int,
+    ta: bool,
+    e: int,
+    sa: int,
+    sb: int,
+    sc: int,
+    a_skew: int,
+    level: CacheLevel,
+    scaled: bool,
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The misses per row of 4 x 4 blocks that our bf16 kernel's stack frame adds (by the tags
+    of :func:`_row_chain`: the frame lines' own, and the operands' lines they evict), and
+    where (per set, A's first line ``a_skew`` bytes into set 0): :func:`_frame_extra` of the
+    rows' touches. The frame's misses follow A's lines (a line next to 4 lines of A that fill
+    a set makes them miss again and again) and barely where B and C lie (their lines spread
+    over the sets), so B and C are placed as for unknown starts (:func:`_row_chain`), on
+    FRAME_ROWS block rows, and the result is shared by the calls of one shape wherever their
+    operands lie."""
+    lay = Layout(sa, sb, sc)
+    a_step = MR * e if ta else MR * sa * e
+    rows = sorted({round(x) for x in np.linspace(0, max(0, blocks_i - 1), FRAME_ROWS)})
+    total = np.zeros(8)
+    where = np.zeros(level.sets)
+    for n, ia in enumerate(rows):
+        b0, c0 = LINE * ((13 * n + 5) % 64), LINE * ((29 * n + 11) % 64)
+        events: list[tuple[int, str, int]] = []
+        seq = _row_sequence(
+            j, k, ta, e, lay, a_skew + ia * a_step, b0, c0 + ia * MR * sc * e, blocks_i > 1,
+            True, events,
+        )  # fmt: skip
+        got, at = _frame_extra(seq, events, _frame_patterns(scaled), level)
+        total += got
+        where += at
+    return tuple(float(x) for x in total / len(rows)), tuple(float(x) for x in where / len(rows))
+
+
+def _frame_extra(
+    seq: list[tuple[int, object, int]],
+    events: list[tuple[int, str, int]],
+    patterns: tuple[tuple[frozenset[str], float], ...],
+    level: CacheLevel,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Misses by tag (8 tags, :func:`_row_chain`'s) and per set that stack lines touched at
+    ``events`` (:func:`_row_sequence`'s) add to the touches ``seq``, on average over every
+    place of the stack: each line of the frame, with its ``patterns`` of events, lands in each
+    set with chance 1/sets, and two never share one (the frame spans less than a page), so the
+    mean is the sum over the sets and the patterns of (the exact chain of the set's touches
+    with one more line touched at the pattern's events minus the set's own chain) / sets. A
+    line touched several times between two touches of the set's other lines is one touch there
+    (the rest hit). Its tags: none in the row before, in the row its first touch (counted when
+    the row before touched it too) and its re-touches."""
+    at_pattern = []
+    for keys, weight in patterns:
+        hits = sorted((at, rnd) for at, key, rnd in events if key in keys)
+        if not hits:
+            continue
+        at = np.array([x[0] for x in hits])
+        rnd = np.array([x[1] for x in hits])
+        tags = np.where(rnd == 0, -1, _S_RE)
+        if (rnd == 1).any():
+            tags[int(np.argmax(rnd == 1))] = _S_FIRST if (rnd == 0).any() else -1
+        at_pattern.append((at, tags, weight / level.sets))
+    per_set: dict[int, list[tuple[int, object, int]]] = {}
+    for at, (line, lid, tag) in enumerate(seq):
+        per_set.setdefault(line % level.sets, []).append((at, lid, tag))
+    total = np.zeros(8)
+    where = np.zeros(level.sets)
+    for st, touches in per_set.items():
+        own = [(lid, tag) for _, lid, tag in touches]
+        base = sequence_misses(own, level.ways)
+        if base is None:
+            continue
+        places = np.array([at for at, _, _ in touches])
+        for at, tags, weight in at_pattern:
+            gaps, first = np.unique(np.searchsorted(places, at), return_index=True)
+            insert = dict(zip(gaps.tolist(), tags[first].tolist(), strict=True))
+            merged: list[tuple[object, int]] = []
+            for x, touch in enumerate(own):
+                if x in insert:
+                    merged.append((("S", 0), insert[x]))
+                merged.append(touch)
+            if len(own) in insert:
+                merged.append((("S", 0), insert[len(own)]))
+            got = sequence_misses(merged, level.ways)
+            if got is None:
+                continue
+            for tag in set(got) | set(base):
+                extra = weight * (got.get(tag, 0.0) - base.get(tag, 0.0))
+                total[tag] += extra
+                where[st] += extra
+    return total, where
 
 
 @lru_cache(maxsize=1024)
@@ -611,18 +771,19 @@ def _row_chain_placed(
     lay: Layout,
     level: CacheLevel,
     halves: bool = False,
+    scaled: bool = True,
 ) -> tuple | None:
     """:func:`_row_chain` with the operands moved together by whole lines so that A starts in
     set 0 (the same misses, their sets turned back): calls that differ only in where all three
     lie share one chain."""
     if lay.a_start is None or lay.b_start is None or lay.c_start is None:
-        return _row_chain(blocks_i, j, k, ta, e, lay, level, halves)
+        return _row_chain(blocks_i, j, k, ta, e, lay, level, halves, scaled)
     shift = lay.a_start // LINE * LINE
     moved = Layout(
         lay.sa, lay.sb, lay.sc, lay.a_start - shift, (lay.b_start - shift) % 4096,
         (lay.c_start - shift) % 4096,
     )  # fmt: skip
-    got = _row_chain(blocks_i, j, k, ta, e, moved, level, halves)
+    got = _row_chain(blocks_i, j, k, ta, e, moved, level, halves, scaled)
     if got is None or got[-1] is None:
         return got
     turn = shift // LINE % level.sets
@@ -639,9 +800,11 @@ def _row_chain(
     lay: Layout,
     level: CacheLevel,
     halves: bool = False,
+    scaled: bool = True,
 ) -> tuple[float, ...] | None:
     """Misses per row of 4 x 4 blocks of C, by kind (A re-touched in the row, A's first touch
-    in the row of a line the row before touched, the same for B and for C), from the exact
+    in the row of a line the row before touched, the same for B, for C and for the kernel's
+    stack lines: none but with ``halves``), and their share per set, from the exact
     chain of every set (:func:`edgefptt.hw.cache.sequence_misses`) over the line touches of
     the row before and of the row (:func:`_row_sequence`): the row starts from the sets the
     one before left, C's new lines of that row included (they sweep on through the sets, a
@@ -654,14 +817,19 @@ def _row_chain(
     down by 4 rows each); where the starts within a page are unknown, each sample also places B
     and C elsewhere against A (offsets in lines not multiples of 8: A's columns 512 B or 2 KiB
     apart fall in every 8th or 32nd set). None when a set has too many lines to follow (a sweep
-    far bigger than the cache: the stationary rates hold there)."""
+    far bigger than the cache: the stationary rates hold there).
+
+    With ``halves`` (our bf16 blocks on RISC-V) the row also touches the kernel's stack frame
+    (RV_FRAME_*: a line reloaded every k, the half calls' saved registers and accumulators, the
+    block loop's locals; ``scaled``: A is scaled, one more reload per k): its misses, and those
+    it adds to the operands' lines, are :func:`_frame_misses`'."""
     a_step = MR * e if ta else MR * lay.sa * e
     a_lines = k if ta else MR * math.ceil(k * e / LINE)
     if (k + a_lines) / level.sets > MAX_LIVE / 2:  # a block round alone overfills the sets
         return None
     rows = sorted({round(x) for x in np.linspace(0, max(0, blocks_i - 1), ROW_SAMPLES)})
     known = lay.a_start is not None and lay.b_start is not None and lay.c_start is not None
-    total = np.zeros(6)
+    total = np.zeros(8)
     where = np.zeros(level.sets)
     for n, ia in enumerate(rows):
         if known:
@@ -684,8 +852,17 @@ def _row_chain(
             for tag, m in got.items():
                 total[tag] += m
                 where[st] += m
+    total /= len(rows)
+    where /= len(rows)
+    if halves:
+        a0 = lay.a_start or 0
+        extra, extra_where = _frame_misses(
+            blocks_i, j, k, ta, e, lay.sa, lay.sb, lay.sc, a0 % LINE, level, scaled
+        )
+        total += extra
+        where = np.maximum(where + np.roll(extra_where, a0 // LINE), 0.0)
     shares = tuple(float(x) for x in where / where.sum()) if known and where.sum() > 0 else None
-    return (*(float(x) for x in total / len(rows)), shares)
+    return (*(float(x) for x in total), shares)
 
 
 def _naive(
@@ -745,6 +922,7 @@ def _blocked4(
     edge: bool,
     c_cached: bool = False,
     halves: bool = False,
+    scaled: bool = True,
 ) -> list[Reuse]:
     """4 x 4 blocks of C over all k (gemmini.h's order, our scalar fp32 nn kernel and our bf16
     blocks), A plain or transposed (A' rows are then columns of A: the 4 values of one k share
@@ -756,7 +934,11 @@ def _blocked4(
     code) the columns beyond the last multiple of 4 are a second pass, element by element, after
     all blocks: it touches C's edge lines and A again, long after the blocks did: after the
     blocks' misses, C's lines among them unless ``c_cached`` (C's lines cached already, as
-    when a call accumulates into a C it touched a few calls before: they hit, evicting none)."""
+    when a call accumulates into a C it touched a few calls before: they hit, evicting none).
+    With ``halves`` (our bf16 blocks on RISC-V; ``scaled``: A is scaled) the row chain follows
+    the halves and the kernel's stack frame (:func:`_row_chain`); where the chain is not used
+    (a block's round overfills the sets: k large) only the halves' re-touches are added
+    (:func:`_halves_retouch`), not the frame's lines."""
     blocks_i = math.ceil(i / MR) if not edge else i // MR
     blocks_j = math.ceil(j / 4) if not edge else j // 4
     cols = min(j, 4 * blocks_j)
@@ -772,16 +954,17 @@ def _blocked4(
     # c_again: C's block read before the k loop, written back after it
     rate_a, rate_b, c_again = _strip_over_call(strip, lay, blocks_i, a_step, blocks_j, 4 * e)
     chain = (
-        _row_chain_placed(blocks_i, cols, k, ta, e, lay, level, halves)
+        _row_chain_placed(blocks_i, cols, k, ta, e, lay, level, halves, scaled)
         if blocks_i and blocks_j
         else None
     )
     if chain is not None:  # misses per row of blocks, the sets followed line by line
-        a_re, a_first, b_re, b_first, c_re, c_first, shares = chain
+        a_re, a_first, b_re, b_first, c_re, c_first, s_re, s_first, shares = chain
         out = [  # the first block row has no row before it
             Reuse(blocks_i * c_re + (blocks_i - 1) * c_first, 1, 0, rate=1.0, sets=shares),
             Reuse(blocks_i * b_re + (blocks_i - 1) * b_first, 1, 0, rate=1.0, sets=shares),
             Reuse(blocks_i * a_re + (blocks_i - 1) * a_first, 1, 0, rate=1.0, sets=shares),
+            Reuse(blocks_i * s_re + (blocks_i - 1) * s_first, 1, 0, rate=1.0, sets=shares),
         ]
         block_misses = sum(r.lines for r in out)
     else:
@@ -795,6 +978,11 @@ def _blocked4(
         again = _halves_retouch(k, ta, e, lay, level) if halves and blocks_i and blocks_j else None
         if again:  # the chain above follows the halves; here they are added
             out.append(Reuse(blocks_i * blocks_j * again, 1, 0, rate=1.0))
+        if halves and blocks_i and blocks_j:  # and the stack frame's own lines
+            first = b_lines + a_lines * blocks_i + c_lines  # the operands' lines, once
+            per_block = (sum(r.l1_misses(level) for r in out) + first) / (blocks_i * blocks_j)
+            own = _frame_stream(k, per_block, level, scaled)
+            out.append(Reuse(blocks_i * blocks_j * own, 1, 0, rate=1.0))
     if edge and cols < j:
         gone = _edge_age((0.0 if c_cached else c_lines) + block_misses, level)
         a_all = k * math.ceil(i / (LINE / e)) if ta else i * segment_lines(k, e)
@@ -807,6 +995,28 @@ def _blocked4(
         again = spread_miss_rate(b_lines, level)
         out.append(Reuse(b_lines, i - blocks_i * MR, b_lines, rate=again))
     return out
+
+
+def _frame_stream(k: int, per_block: float, level: CacheLevel, scaled: bool) -> float:
+    """Misses per 4 x 4 block of our bf16 kernel's stack lines (:func:`_frame_patterns`) where
+    the row chain is not used: ``per_block`` other misses a block, spread over the sets, and a
+    line touched n times a block, evenly, is gone at a touch with the chance that the misses
+    since its last touch (per_block / n) evicted it. n: 2 k for a line the k loop reloads, two
+    per turn of the halves for a line the half calls touch, one for the block loop's own. The
+    misses of the operands' lines that the frame's misses evict are not counted."""
+    turns = math.ceil(k / RV_BF16_KB)
+    total = 0.0
+    for keys, weight in _frame_patterns(scaled):
+        if "k" in keys:
+            n = 2 * k
+        elif "half0" in keys or "half1" in keys:
+            n = 2 * turns
+        elif "block" in keys:
+            n = 1
+        else:  # touched in partial blocks only
+            continue
+        total += weight * n * float(level.evict_probability(per_block / n))
+    return total
 
 
 def _ours_nt(i: int, j: int, k: int, e: int, lay: Layout, level: CacheLevel) -> list[Reuse]:
@@ -952,7 +1162,10 @@ def _matmul_reuses(
     elif tb and not ta:  # fp32 dot products, bf16 blocks over 4 rows of B: the same lines
         reuses = _ours_nt(i, j, k, e, lay, l1)
     else:  # fp32: an edge pass after the blocks; bf16: partial blocks at the edges
-        reuses = _blocked4(i, j, k, ta, e, lay, l1, edge=e == 4, c_cached=cached, halves=e == 2)
+        reuses = _blocked4(
+            i, j, k, ta, e, lay, l1, edge=e == 4, c_cached=cached, halves=e == 2,
+            scaled=mm.a_scale != 1.0,
+        )  # fmt: skip
     return tuple(r for r in reuses if r.lines > 0 and r.times > 0)
 
 
