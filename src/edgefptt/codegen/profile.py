@@ -39,7 +39,7 @@ KERNEL_GROUPS = {
             "matmul_nt_wide",
             "rv_row_block",
             "rv_bf16_block",
-            "rv_bf16_half",
+            *(f"rv_half_{v}{s}" for v in ("nn", "nt", "tn", "tt") for s in ("", "_scaled")),
         ),
         "matmul",
     ),

@@ -84,16 +84,24 @@ static inline uint32_t rv_rne_bits(float v)
     return (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
 }
 #define EF_RV_MAC(r, q) c##r##q = rv_rne_bits(x##r * y##q + ef_rv_float(c##r##q))
-__attribute__((noinline)) static void rv_bf16_half(size_t kn, const ef_elem *a, size_t a_row,
-                                                   size_t a_col, const ef_elem *b, size_t b_k,
-                                                   size_t b_j, float a_scale, uint32_t *acc)
+/* One half over kn values of k, its accumulators in acc[8] ([2 * row + column]). ta, tb and
+ * scaled are constants in each copy below: the strides that are 1 then cost no register, and
+ * the k loop keeps all its values in registers (with the strides as arguments GCC reloaded two
+ * of them from the stack every k). */
+static inline __attribute__((always_inline)) void rv_half(size_t kn, const ef_elem *a,
+                                                          size_t a_stride, const ef_elem *b,
+                                                          size_t b_stride, float a_scale,
+                                                          uint32_t *acc, int ta, int tb,
+                                                          int scaled)
 {
+    size_t a_row = ta ? 1 : a_stride, a_col = ta ? a_stride : 1;
+    size_t b_k = tb ? 1 : b_stride, b_j = tb ? b_stride : 1;
     uint32_t c00 = acc[0], c01 = acc[1], c10 = acc[2], c11 = acc[3];
     uint32_t c20 = acc[4], c21 = acc[5], c30 = acc[6], c31 = acc[7];
     for (size_t k = 0; k < kn; ++k) {
         float x0 = rv_widen(a[k * a_col]), x1 = rv_widen(a[a_row + k * a_col]);
         float x2 = rv_widen(a[2 * a_row + k * a_col]), x3 = rv_widen(a[3 * a_row + k * a_col]);
-        if (a_scale != 1.0f) {
+        if (scaled) {
             x0 = ef_rv_float(rv_rne_bits(x0 * a_scale));
             x1 = ef_rv_float(rv_rne_bits(x1 * a_scale));
             x2 = ef_rv_float(rv_rne_bits(x2 * a_scale));
@@ -112,10 +120,33 @@ __attribute__((noinline)) static void rv_bf16_half(size_t kn, const ef_elem *a, 
     acc[0] = c00, acc[1] = c01, acc[2] = c10, acc[3] = c11;
     acc[4] = c20, acc[5] = c21, acc[6] = c30, acc[7] = c31;
 }
-static void rv_bf16_block(size_t dim_k, const ef_elem *a, size_t a_row, size_t a_col,
-                          const ef_elem *b, size_t b_k, size_t b_j, const ef_elem *d,
+typedef void (*rv_half_fn)(size_t, const ef_elem *, size_t, const ef_elem *, size_t, float,
+                           uint32_t *);
+#define EF_RV_HALF(name, ta, tb, scaled)                                                  \
+    __attribute__((noinline)) static void name(size_t kn, const ef_elem *a, size_t sa,    \
+                                               const ef_elem *b, size_t sb, float s,      \
+                                               uint32_t *acc)                             \
+    {                                                                                     \
+        rv_half(kn, a, sa, b, sb, s, acc, ta, tb, scaled);                                \
+    }
+EF_RV_HALF(rv_half_nn, 0, 0, 0)
+EF_RV_HALF(rv_half_nn_scaled, 0, 0, 1)
+EF_RV_HALF(rv_half_nt, 0, 1, 0)
+EF_RV_HALF(rv_half_nt_scaled, 0, 1, 1)
+EF_RV_HALF(rv_half_tn, 1, 0, 0)
+EF_RV_HALF(rv_half_tn_scaled, 1, 0, 1)
+EF_RV_HALF(rv_half_tt, 1, 1, 0)
+EF_RV_HALF(rv_half_tt_scaled, 1, 1, 1)
+static const rv_half_fn rv_halves[8] = {
+    rv_half_nn, rv_half_nn_scaled, rv_half_nt, rv_half_nt_scaled,
+    rv_half_tn, rv_half_tn_scaled, rv_half_tt, rv_half_tt_scaled,
+};
+static void rv_bf16_block(size_t dim_k, const ef_elem *a, size_t stride_a, bool ta,
+                          const ef_elem *b, size_t stride_b, bool tb, const ef_elem *d,
                           size_t d_row, ef_elem *c, size_t stride_c, float a_scale)
 {
+    rv_half_fn half = rv_halves[4 * ta + 2 * tb + (a_scale != 1.0f)];
+    size_t a_col = ta ? stride_a : 1, b_k = tb ? 1 : stride_b, b_j = tb ? stride_b : 1;
     uint32_t acc[2][8]; /* [half][2 * row + column in the half] */
     for (int h = 0; h < 2; ++h)
         for (int r = 0; r < 4; ++r)
@@ -124,8 +155,8 @@ static void rv_bf16_block(size_t dim_k, const ef_elem *a, size_t a_row, size_t a
     for (size_t k0 = 0; k0 < dim_k; k0 += EF_RV_KB) {
         size_t kn = dim_k - k0 < EF_RV_KB ? dim_k - k0 : EF_RV_KB;
         const ef_elem *ak = a + k0 * a_col, *bk = b + k0 * b_k;
-        rv_bf16_half(kn, ak, a_row, a_col, bk, b_k, b_j, a_scale, acc[0]);
-        rv_bf16_half(kn, ak, a_row, a_col, bk + 2 * b_j, b_k, b_j, a_scale, acc[1]);
+        half(kn, ak, stride_a, bk, stride_b, a_scale, acc[0]);
+        half(kn, ak, stride_a, bk + 2 * b_j, stride_b, a_scale, acc[1]);
     }
     for (int h = 0; h < 2; ++h)
         for (int r = 0; r < 4; ++r)
@@ -151,8 +182,8 @@ void ef_matmul_backend(size_t dim_i, size_t dim_j, size_t dim_k, const ef_elem *
             const ef_elem *bij = b + j * b_j;
 #if EF_RV_BF16
             if (ni == 4 && nj == 4)
-                rv_bf16_block(dim_k, aij, a_row, a_col, bij, b_k, b_j, dij, d_row,
-                              c + i * stride_c + j, stride_c, a_scale);
+                rv_bf16_block(dim_k, aij, stride_a, transpose_a, bij, stride_b, transpose_b, dij,
+                              d_row, c + i * stride_c + j, stride_c, a_scale);
             else
 #else
             if (ni == 4 && nj == 4)
