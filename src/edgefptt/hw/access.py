@@ -11,10 +11,10 @@ whose first touch in the call may miss, depending on what ran since (the pass wa
 - ``generated``: our ``matmul_portable.c`` on a core without a vector unit (its scalar
   kernels): fp32 4 x 4 blocks of C over all k, B transposed as 16 dot products of 4 rows of A
   with 4 rows of B, an element-by-element pass over the edge columns after the blocks; bf16
-  (rv_bf16_block) 4 x 4 blocks of C, each as two halves of 2 columns taking turns over blocks
-  of RV_BF16_KB values of k, partial blocks (bf16_block) at the edges; the lines of their
-  stack frame (RV_FRAME_*) take ways too, at a place the model does not know (the mean over
-  every place).
+  (rv_bf16_block) 4 x 4 blocks of C, each as two halves of 2 columns (a copy of the half per
+  transpose and scale case) taking turns over blocks of RV_BF16_KB values of k, partial blocks
+  (bf16_block) at the edges; the lines of their stack frame (RV_FRAME_*) take ways too, at a
+  place the model does not know (the mean over every place).
 
 Element-wise kernels, reductions, copies and the update stream their operands once.
 """
@@ -43,20 +43,40 @@ from edgefptt.workload.kernels import Kernel, MatmulSpec, View, Workload
 LINE = 64
 MR = 4  # rows of C per register block (both codes)
 RV_BF16_KB = 32  # values of k per turn of a bf16 block's halves (EF_RV_KB, matmul_portable.c)
-# The stack words our bf16 blocks on RISC-V touch (bytes from rv_bf16_half's stack pointer; the
-# block loop's frame, ef_matmul_backend's with rv_bf16_block inlined in it, lies 128 B above),
-# as GCC 12 -O2 lays the two frames out for rv64gc (read from riscv64-linux-gnu-objdump -d of a
-# Spike harness build; stale after a change to matmul_portable.c until read again, like
-# hw/cpu.py's MATMUL_INSN). The half's k loop keeps two of its values on the stack and
-# reloads them every k; each half call saves and restores the 12 callee-saved registers (and
-# the address of its accumulators) and moves its 8 accumulators between the block's array and
-# registers; each block reloads the loop's locals; a partial block (bf16_block) keeps its
-# accumulators and loop values on the stack. Where the stack lies is not known to the model.
-RV_FRAME_K = (16, 8)  # per k; 8 only when A is scaled (a_scale != 1)
-RV_FRAME_HALF = (*range(24, 128, 8), 128, 136)  # per half call: saved registers, the caller's
-RV_FRAME_ACC = 672  # the block's accumulators: 32 B per half, at each half call and per block
-RV_FRAME_BLOCK = (*range(144, 248, 8), *range(264, 472, 8), 880)  # per block: the loop's locals
-RV_FRAME_EDGE_K = (128, 136, 152, 160, 184, 192, 200, 208, 256)  # per k of a partial block
+# The stack words our bf16 blocks on RISC-V touch, in bytes from the block loop's stack pointer
+# (ef_matmul_backend's 704-byte frame, with rv_bf16_block and the partial blocks' bf16_block
+# inlined in it; words from 704 up are its stack arguments, one reused for a loop value; a
+# half's frame lies just below it), as GCC 12.2 -O2 lays the frames out for rv64gc (read from
+# riscv64-linux-gnu-objdump -d and a Spike address trace of the harness builds; stale after a
+# change to matmul_portable.c until read again, like hw/cpu.py's MATMUL_INSN). The halves' k
+# loops touch no stack. Each half call saves and restores callee-saved registers (its copy's
+# own set: RV_FRAME_HALF, from that word up to -8) and moves its 8 accumulators between the
+# block's acc[2][8] and registers; between a turn's two calls the loop reloads the address of
+# the second half's accumulators; a full block reads its table entry (rv_halves, a line
+# elsewhere), sets up its accumulators and saves the loop's values around the turns, then
+# restores them, writes C and steps the loop; a partial block keeps its accumulators and loop
+# values on the stack, every k; each row of blocks reloads and saves the loop's locals. Where
+# the stack lies is not known to the model.
+RV_FRAME_HALF = {  # per half call, by (A transposed, B transposed, A scaled): the lowest word
+    (False, False, False): -88, (False, False, True): -104, (False, True, False): -88,
+    (False, True, True): -104, (True, False, False): -80, (True, False, True): -96,
+    (True, True, False): -72, (True, True, True): -88,
+}  # fmt: skip
+RV_FRAME_ACC = 512  # acc[2][8]: 32 B per half, at its half calls and at both ends of a block
+RV_FRAME_TURN = (8,)  # per turn of the halves, between the two calls
+# per full block: before its first half call, and after its last
+RV_FRAME_START = (8, 16, 24, 32, 40, 48, 56, 72, 96, 176, 184, 216, 232, 264, 272, 280, 304, 320)
+RV_FRAME_END = (16, 24, 32, 40, 48, 56, 72, 96, 160, 168, 184, 192, 200, 208, 224, 720)
+# per partial block (4 x 1, the edge column of J = 129): before its k loop, each k, after it
+RV_FRAME_EDGE_START = (
+    8, 16, 24, 32, 40, 48, 56, 72, 96, 104, 112, 128, 136, 144, 184, 216, 240, 248, 256, 288,
+    296, 312, 704,
+)  # fmt: skip
+RV_FRAME_EDGE_K = (8, 16, 32, 40, 64, 72, 80, 88, 120)
+RV_FRAME_EDGE_END = (16, 32, 40, 120, 160, 168, 184, 192, 200, 208, 224, 240, 248, 256, 704)
+RV_FRAME_ROW = (  # per row of blocks, between two rows
+    160, 168, 184, 192, 200, 208, 232, 264, 288, 296, 312, 344, 360, *range(392, 512, 8),
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -534,9 +554,10 @@ def _row_sequence(
     columns taking turns over RV_BF16_KB values of k: A's lines of those k twice, B's pieces
     of 2 columns; ``events`` (with ``halves``) gets where the kernel touches its stack frame
     (:func:`_frame_patterns`): (index in the sequence it comes before, event, 0 for the row
-    before and 1 for this row), the event ``block`` at each end of a block, ``half0`` and
-    ``half1`` at each end of a half's turn, ``k`` at each k of a full block, ``edge`` at each k
-    of a partial one."""
+    before and 1 for this row), the event ``row`` at the start of each row, ``start`` and
+    ``end`` before and after a full block, ``half0`` and ``half1`` at each end of a half's
+    call, ``turn`` between the two calls of a turn, ``edge_start``, ``edge`` (each k) and
+    ``edge_end`` in a partial block."""
     seq: list[tuple[int, object, int]] = []
     before: set = set()
     c_before = c0 - MR * lay.sc * e if c_step else c0  # a single row: the call before's
@@ -560,11 +581,12 @@ def _row_sequence(
             if events is not None and halves:
                 events.append((len(seq), key, rnd))
 
+        event("row")
         for jb in range(math.ceil(j / 4)):
             nb = min(4, j - 4 * jb) * e
             cl = [x for u in range(MR) for x in _chunk(c_at + u * lay.sc * e + jb * 4 * e, nb)]
             full = halves and nb == 4 * e
-            event("block")
+            event("start" if full else "edge_start")
             for x in cl:
                 touch("C", x, _C_FIRST, _C_RE)
             if full:
@@ -580,7 +602,8 @@ def _row_sequence(
                 if full:
                     event(half)
                 for kk in range(k_lo, k_hi):
-                    event("k" if full else "edge")
+                    if not full:
+                        event("edge")
                     if ta:
                         for x in _chunk(a_at + kk * lay.sa * e, MR * e):
                             touch("A", x, _A_FIRST, _A_RE)
@@ -591,32 +614,47 @@ def _row_sequence(
                         touch("B", x, _B_FIRST, _B_RE)
                 if full:
                     event(half)
+                    if off == 0:
+                        event("turn")
             for x in cl:
                 touch("C", x, _C_FIRST, _C_RE)
-            event("block")
+            event("end" if full else "edge_end")
         before = seen
     return seq
 
 
+def frame_words(ta: bool, tb: bool, scaled: bool) -> dict[str, tuple[int, ...]]:
+    """The stack words (bytes from the block loop's stack pointer, RV_FRAME_*) our bf16 kernel
+    touches at each event of :func:`_row_sequence`, for A transposed (``ta``) or not, B
+    transposed (``tb``) or not and A scaled or not (the half's copy)."""
+    acc = tuple(range(RV_FRAME_ACC, RV_FRAME_ACC + 64, 8))
+    half = tuple(range(RV_FRAME_HALF[(ta, tb, scaled)], 0, 8))
+    return {
+        "row": RV_FRAME_ROW,
+        "start": RV_FRAME_START + acc,
+        "end": RV_FRAME_END + acc,
+        "half0": half + acc[:4],
+        "half1": half + acc[4:],
+        "turn": RV_FRAME_TURN,
+        "edge_start": RV_FRAME_EDGE_START,
+        "edge": RV_FRAME_EDGE_K,
+        "edge_end": RV_FRAME_EDGE_END,
+    }
+
+
 @lru_cache(maxsize=8)
-def _frame_patterns(scaled: bool) -> tuple[tuple[frozenset[str], float], ...]:
-    """The stack lines of our bf16 blocks (RV_FRAME_*), each as the events of
+def _frame_patterns(
+    ta: bool, scaled: bool, tb: bool = False
+) -> tuple[tuple[frozenset[str], float], ...]:
+    """The stack lines of our bf16 blocks (:func:`frame_words`), each as the events of
     :func:`_row_sequence` at which the kernel touches it, with how many lines have those
     events: the mean over the four places of the frame within a line (a stack pointer is
-    16-byte aligned), and the constant each half call reads (a line of its own, elsewhere).
-    ``scaled``: A is scaled (the k loop's second reload)."""
-    acc = tuple(range(RV_FRAME_ACC, RV_FRAME_ACC + 64, 8))
-    words = {
-        "block": RV_FRAME_BLOCK + acc,
-        "k": RV_FRAME_K if scaled else RV_FRAME_K[:1],
-        "edge": RV_FRAME_EDGE_K,
-        "half0": (RV_FRAME_ACC, *RV_FRAME_HALF),
-        "half1": (RV_FRAME_ACC + 32, *RV_FRAME_HALF),
-    }
-    count: dict[frozenset[str], float] = {frozenset(("half0", "half1")): 1.0}  # the constant
+    16-byte aligned), and the table entry each full block reads (a line of its own,
+    elsewhere)."""
+    count: dict[frozenset[str], float] = {frozenset(("start",)): 1.0}  # rv_halves[...]
     for skew in range(0, LINE, 16):
         lines: dict[int, set[str]] = {}
-        for key, ws in words.items():
+        for key, ws in frame_words(ta, tb, scaled).items():
             for w in ws:
                 lines.setdefault((skew + w) // LINE, set()).add(key)
         for keys in lines.values():
@@ -661,7 +699,7 @@ def _frame_misses(
             j, k, ta, e, lay, a_skew + ia * a_step, b0, c0 + ia * MR * sc * e, blocks_i > 1,
             True, events,
         )  # fmt: skip
-        got, at = _frame_extra(seq, events, _frame_patterns(scaled), level)
+        got, at = _frame_extra(seq, events, _frame_patterns(ta, scaled), level)
         total += got
         where += at
     return tuple(float(x) for x in total / len(rows)), tuple(float(x) for x in where / len(rows))
@@ -704,17 +742,21 @@ def _frame_extra(
         if base is None:
             continue
         places = np.array([at for at, _, _ in touches])
+        done: dict[tuple, dict[int, float] | None] = {}  # patterns alike in this set: one chain
         for at, tags, weight in at_pattern:
             gaps, first = np.unique(np.searchsorted(places, at), return_index=True)
             insert = dict(zip(gaps.tolist(), tags[first].tolist(), strict=True))
-            merged: list[tuple[object, int]] = []
-            for x, touch in enumerate(own):
-                if x in insert:
-                    merged.append((("S", 0), insert[x]))
-                merged.append(touch)
-            if len(own) in insert:
-                merged.append((("S", 0), insert[len(own)]))
-            got = sequence_misses(merged, level.ways)
+            key = tuple(insert.items())
+            if key not in done:
+                merged: list[tuple[object, int]] = []
+                for x, touch in enumerate(own):
+                    if x in insert:
+                        merged.append((("S", 0), insert[x]))
+                    merged.append(touch)
+                if len(own) in insert:
+                    merged.append((("S", 0), insert[len(own)]))
+                done[key] = sequence_misses(merged, level.ways)
+            got = done[key]
             if got is None:
                 continue
             for tag in set(got) | set(base):
@@ -820,9 +862,10 @@ def _row_chain(
     far bigger than the cache: the stationary rates hold there).
 
     With ``halves`` (our bf16 blocks on RISC-V) the row also touches the kernel's stack frame
-    (RV_FRAME_*: a line reloaded every k, the half calls' saved registers and accumulators, the
-    block loop's locals; ``scaled``: A is scaled, one more reload per k): its misses, and those
-    it adds to the operands' lines, are :func:`_frame_misses`'."""
+    (RV_FRAME_*: the half calls' saved registers and accumulators, the block loop's locals, a
+    partial block's accumulators every k; ``scaled``: A is scaled, the half's copy saves more
+    registers): its misses, and those it adds to the operands' lines, are
+    :func:`_frame_misses`'."""
     a_step = MR * e if ta else MR * lay.sa * e
     a_lines = k if ta else MR * math.ceil(k * e / LINE)
     if (k + a_lines) / level.sets > MAX_LIVE / 2:  # a block round alone overfills the sets
@@ -937,8 +980,9 @@ def _blocked4(
     when a call accumulates into a C it touched a few calls before: they hit, evicting none).
     With ``halves`` (our bf16 blocks on RISC-V; ``scaled``: A is scaled) the row chain follows
     the halves and the kernel's stack frame (:func:`_row_chain`); where the chain is not used
-    (a block's round overfills the sets: k large) only the halves' re-touches are added
-    (:func:`_halves_retouch`), not the frame's lines."""
+    (a block's round overfills the sets: k large) the halves' re-touches are added
+    (:func:`_halves_retouch`) and the frame's lines as touches among a stream of misses
+    (:func:`_frame_stream`)."""
     blocks_i = math.ceil(i / MR) if not edge else i // MR
     blocks_j = math.ceil(j / 4) if not edge else j // 4
     cols = min(j, 4 * blocks_j)
@@ -981,7 +1025,7 @@ def _blocked4(
         if halves and blocks_i and blocks_j:  # and the stack frame's own lines
             first = b_lines + a_lines * blocks_i + c_lines  # the operands' lines, once
             per_block = (sum(r.l1_misses(level) for r in out) + first) / (blocks_i * blocks_j)
-            own = _frame_stream(k, per_block, level, scaled)
+            own = _frame_stream(k, per_block, level, ta, scaled)
             out.append(Reuse(blocks_i * blocks_j * own, 1, 0, rate=1.0))
     if edge and cols < j:
         gone = _edge_age((0.0 if c_cached else c_lines) + block_misses, level)
@@ -997,32 +1041,38 @@ def _blocked4(
     return out
 
 
-def _frame_stream(k: int, per_block: float, level: CacheLevel, scaled: bool) -> float:
+def _frame_stream(
+    k: int, per_block: float, level: CacheLevel, ta: bool, scaled: bool, tb: bool = False
+) -> float:
     """Misses per 4 x 4 block of our bf16 kernel's stack lines (:func:`_frame_patterns`) where
     the row chain is not used: ``per_block`` other misses a block, spread over the sets, and a
     line touched n times a block, evenly, is gone at a touch with the chance that the misses
-    since its last touch (per_block / n) evicted it. n: 2 k for a line the k loop reloads, two
-    per turn of the halves for a line the half calls touch, one for the block loop's own. The
-    misses of the operands' lines that the frame's misses evict are not counted."""
+    since its last touch (per_block / n) evicted it. n: the places in a full block's events
+    (:func:`_row_sequence`: its start, each end of a half call, the end; the end of one call
+    and the start of the next are one place) where one of the line's events comes. Lines of
+    the rows' and partial blocks' events alone are not counted, nor the misses of the
+    operands' lines that the frame's misses evict."""
     turns = math.ceil(k / RV_BF16_KB)
+    places = [{"start"}, {"half0"}, *[{"half0", "turn", "half1"}, {"half1", "half0"}] * turns]
+    places[-1] = {"half1"}
+    places.append({"end"})
     total = 0.0
-    for keys, weight in _frame_patterns(scaled):
-        if "k" in keys:
-            n = 2 * k
-        elif "half0" in keys or "half1" in keys:
-            n = 2 * turns
-        elif "block" in keys:
-            n = 1
-        else:  # touched in partial blocks only
-            continue
-        total += weight * n * float(level.evict_probability(per_block / n))
+    for keys, weight in _frame_patterns(ta, scaled, tb):
+        n = sum(1 for at in places if at & keys)
+        if n:
+            total += weight * n * float(level.evict_probability(per_block / n))
     return total
 
 
-def _ours_nt(i: int, j: int, k: int, e: int, lay: Layout, level: CacheLevel) -> list[Reuse]:
+def _ours_nt(
+    i: int, j: int, k: int, e: int, lay: Layout, level: CacheLevel, scaled: bool = False
+) -> list[Reuse]:
     """Our nt kernel (B transposed): 4 rows of A against 4 rows of B (16 dot products in
-    registers), B swept once per block of 4 rows of A (with those rows of C streamed past),
-    the 4 rows of A re-read for every block of B (4 rows of B new each time)."""
+    registers; in bf16 the two halves of rv_bf16_block, the same lines), B swept once per
+    block of 4 rows of A (with those rows of C streamed past), the 4 rows of A re-read for
+    every block of B (4 rows of B new each time). In bf16 (our RISC-V blocks) the stack
+    frame's lines are touches among those misses too (:func:`_frame_stream`; ``scaled``: A is
+    scaled), and their misses come between two reads of A's rows."""
     b_lines = rows_lines(j, k, lay.sb, e)
     a_lines = MR * segment_lines(k, e)
     blocks_i = math.ceil(i / MR)
@@ -1030,9 +1080,12 @@ def _ours_nt(i: int, j: int, k: int, e: int, lay: Layout, level: CacheLevel) -> 
     c_rows = rows_lines(MR, j, lay.sc, e) * c_miss
     p_b = spread_miss_rate(b_lines, level, c_rows)
     per_block = 4 * segment_lines(k, e) * p_b + MR * 4 * e / LINE * c_miss
+    blocks = blocks_i * math.ceil(j / 4)
+    own = _frame_stream(k, per_block, level, False, scaled, True) if e == 2 and blocks else 0.0
     return [
         Reuse(b_lines, blocks_i - 1, b_lines, rate=p_b),
-        Reuse(a_lines * blocks_i, math.ceil(j / 4) - 1, per_block, False, 1.0),
+        Reuse(a_lines * blocks_i, math.ceil(j / 4) - 1, per_block + own, False, 1.0),
+        Reuse(blocks * own, 1, 0, rate=1.0),
     ]
 
 
@@ -1160,7 +1213,7 @@ def _matmul_reuses(
         else:
             reuses = _naive(i, j, k, ta, tb, e, lay, l1)
     elif tb and not ta:  # fp32 dot products, bf16 blocks over 4 rows of B: the same lines
-        reuses = _ours_nt(i, j, k, e, lay, l1)
+        reuses = _ours_nt(i, j, k, e, lay, l1, mm.a_scale != 1.0)
     else:  # fp32: an edge pass after the blocks; bf16: partial blocks at the edges
         reuses = _blocked4(
             i, j, k, ta, e, lay, l1, edge=e == 4, c_cached=cached, halves=e == 2,
